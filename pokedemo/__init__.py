@@ -1,0 +1,1 @@
+"""pokedemo: few-shot learning and model compression on Pokémon sprites (the library; no UI)."""

@@ -1,0 +1,117 @@
+"""One place where a picture becomes a model input: validation of untrusted files and the
+preprocessing shared by the dataset, the gallery and uploads.
+
+Preprocessing: alpha over white, crop to the sprite's content, pad to a white square, resize.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
+
+MAX_FILE_BYTES = 10 * 1024 * 1024          # 10 MB per upload
+MAX_PIXELS = 4096 * 4096                   # 16.7 megapixels, checked from the header before decoding
+MIN_SIDE = 8                               # a 1x1 or a 3-pixel-thin strip carries no Pokémon
+MAX_ASPECT = 10.0
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
+LIMITS_TEXT = (f"PNG, JPEG, GIF, WebP or BMP; at most {MAX_FILE_BYTES // (1024 * 1024)} MB and "
+               f"{int(MAX_PIXELS ** 0.5)}x{int(MAX_PIXELS ** 0.5)} pixels; at least {MIN_SIDE} pixels a side")
+
+# Pillow's own bomb guard raises above 2x this; we check the header ourselves first.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def _first_frame_rgba(image: Image.Image) -> Image.Image:
+    """Convert any mode (P, LA, CMYK, I;16, F, ...) to RGBA."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        high = array.max() if array.size else 1.0
+        scale = 255.0 / high if high > 255 else 1.0
+        image = Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "P" and "transparency" in image.info:
+        return image.convert("RGBA")
+    return image.convert("RGBA")
+
+
+def load_image(path: str | os.PathLike, name: str | None = None) -> Image.Image:
+    """Open an untrusted image file and return its (first) frame as RGBA, EXIF rotation applied.
+
+    Raises ValueError with a message that names the file and says what to do.
+    """
+    path = Path(path)
+    name = name or path.name
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise ValueError(f"'{name}' could not be read: the file is missing. Upload it again.") from None
+    if size == 0:
+        raise ValueError(f"'{name}' is empty (0 bytes). Upload the picture again.")
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"'{name}' is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB. "
+                         "Resize or compress it and try again.")
+    data = path.read_bytes()
+    return decode_image(data, name)
+
+
+def decode_image(data: bytes, name: str) -> Image.Image:
+    """Decode image bytes (see `load_image`) with size checks before any pixel is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image_format = image.format
+            width, height = image.size
+            if image_format not in ALLOWED_FORMATS:
+                raise ValueError(f"'{name}' is a {image_format} file; use {', '.join(ALLOWED_FORMATS)}.")
+            if width * height > MAX_PIXELS:
+                raise ValueError(f"'{name}' is {width}x{height} pixels; the limit is "
+                                 f"{int(MAX_PIXELS ** 0.5)}x{int(MAX_PIXELS ** 0.5)}. Resize it and try again.")
+            if min(width, height) < MIN_SIDE or max(width, height) / min(width, height) > MAX_ASPECT:
+                raise ValueError(f"'{name}' is {width}x{height} pixels: too small or too thin to show a "
+                                 f"Pokémon (at least {MIN_SIDE} pixels a side, at most {MAX_ASPECT:.0f}:1). "
+                                 "Use a bigger picture.")
+            image.seek(0)  # animated GIF/WebP/PNG: the first frame
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"'{name}' is not a picture we can read (or its header lies about its size). "
+                         f"Use {', '.join(ALLOWED_FORMATS)}.") from None
+    except (OSError, SyntaxError, EOFError, struct.error) as error:
+        raise ValueError(f"'{name}' is damaged or truncated ({error}). Save or export it again.") from None
+    return _first_frame_rgba(image)
+
+
+def content_box(rgba: np.ndarray, threshold: int = 8) -> tuple[int, int, int, int] | None:
+    """Bounding box (left, top, right, bottom) of the pixels that are not background.
+
+    rgba: (H, W, 4) uint8, already composited or not; background is transparent or white.
+    """
+    opaque = rgba[..., 3] > threshold
+    not_white = (255 - rgba[..., :3].astype(np.int16)).max(axis=-1) > 3 * threshold
+    mask = opaque & not_white
+    if not mask.any():
+        return None
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def to_model_image(image: Image.Image, size: int = 64) -> np.ndarray:
+    """Alpha over white, crop to content, pad to a white square, resize.
+
+    returns: (size, size, 3) uint8
+    """
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    flat = Image.alpha_composite(white, rgba)
+    box = content_box(np.asarray(rgba))
+    if box is not None:
+        flat = flat.crop(box)
+    side = max(flat.size)
+    square = Image.new("RGBA", (side, side), (255, 255, 255, 255))
+    square.paste(flat, ((side - flat.size[0]) // 2, (side - flat.size[1]) // 2))
+    return np.asarray(square.convert("RGB").resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
