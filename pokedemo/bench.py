@@ -1,0 +1,115 @@
+"""Benchmark commands.
+
+    python -m pokedemo.bench fewshot --model pixels|teacher|student|paper-student|random-student [--json PATH]
+    python -m pokedemo.bench all            # the compression scoreboard -> docs/benchmarks.md + .json
+
+Protocol: novel species (Gen I, #1-151), 5-way, 15 queries per class, 600 seeded source-disjoint
+episodes, nearest prototype; mean accuracy +- 95% CI, for 1-shot and 5-shot.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import base_mean, load_checkpoint
+from .config import CHECKPOINT_DIR, DataConfig, EpisodeConfig
+from .data.dataset import EpisodeSampler, SpriteDataset, split_species
+from .fewshot import episode_accuracies, mean_ci95
+from .models import build_model, embed_array
+
+MODEL_NAMES = ("pixels", "random-student", "paper-student", "student", "teacher")
+
+
+def pixel_embeddings(images: np.ndarray, mean: np.ndarray | None) -> torch.Tensor:
+    """Raw pixels in [0, 1], centred on the base species' mean image, L2-normalised. (N, S*S*3)"""
+    flat = torch.from_numpy(images.reshape(len(images), -1)).float() / 255
+    return F.normalize(flat - torch.from_numpy(mean) if mean is not None else flat, dim=-1)
+
+
+def model_embeddings(name: str, dataset: SpriteDataset, checkpoint: Path | None = None,
+                     centre: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+    """(embeddings (N, D), centring mean (D,) or None, info) of `dataset` for a model name."""
+    if name == "pixels":
+        base = SpriteDataset.load().subset(split_species()["base"])
+        mean = base.images.reshape(len(base), -1).astype(np.float32).mean(axis=0) / 255
+        return pixel_embeddings(dataset.images, mean if centre else None), None, {"parameters": 0}
+    if name == "random-student":
+        torch.manual_seed(0)
+        model, card = build_model("student"), {"parameters": None}
+    else:
+        model, card = load_checkpoint(checkpoint or CHECKPOINT_DIR / f"{name}.safetensors")
+    return embed_array(model, dataset.images), base_mean(card) if centre else None, card
+
+
+def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, checkpoint: Path | None = None,
+                 centre: bool = True, dataset: SpriteDataset | None = None) -> list[dict]:
+    dataset = dataset or SpriteDataset.load().subset(split_species()["novel"])
+    started = time.perf_counter()
+    embeddings, mean, _ = model_embeddings(name, dataset, checkpoint, centre)
+    embed_seconds = time.perf_counter() - started
+    rows = []
+    for n_shot in shots:
+        started = time.perf_counter()
+        episode = EpisodeConfig(n_way=5, n_shot=n_shot, n_query=15, episodes=episodes, seed=seed)
+        accuracy, ci95 = mean_ci95(episode_accuracies(embeddings, EpisodeSampler(dataset.species, dataset.source,
+                                                                                  episode), mean))
+        rows.append({"model": name, "n_way": 5, "n_shot": n_shot, "n_query": 15, "episodes": episodes, "seed": seed,
+                     "accuracy": accuracy, "ci95": ci95,
+                     "seconds": round(embed_seconds + time.perf_counter() - started, 2)})
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"{'model':<16} {'way':>3} {'shot':>4} {'episodes':>8}  {'accuracy':>16} {'seconds':>8}")
+    for r in rows:
+        print(f"{r['model']:<16} {r['n_way']:>3} {r['n_shot']:>4} {r['episodes']:>8}  "
+              f"{100 * r['accuracy']:6.2f} +- {100 * r['ci95']:4.2f}% {r['seconds']:>8.1f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pokedemo.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    few = commands.add_parser("fewshot", help="few-shot accuracy on the novel species")
+    few.add_argument("--model", action="append", choices=MODEL_NAMES, help="repeatable; default: all")
+    few.add_argument("--checkpoint", type=Path, help="weights for a single --model (default checkpoints/MODEL)")
+    few.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    few.add_argument("--episodes", type=int, default=600)
+    few.add_argument("--seed", type=int, default=0)
+    few.add_argument("--no-centre", dest="centre", action="store_false", help="skip SimpleShot centring")
+    few.add_argument("--threads", type=int, default=2)
+    few.add_argument("--json", type=Path, help="write the rows as JSON here")
+    scoreboard = commands.add_parser("all", help="the compression scoreboard: docs/benchmarks.md and .json")
+    scoreboard.add_argument("--episodes", type=int, default=600)
+    scoreboard.add_argument("--fine-tune-episodes", type=int, default=100)
+    scoreboard.add_argument("--threads", type=int, default=2)
+    scoreboard.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        if args.command == "fewshot":
+            rows = []
+            for name in args.model or MODEL_NAMES:
+                rows += fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint, args.centre)
+            print_table(rows)
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(rows, indent=1))
+        else:
+            from .scoreboard import run_scoreboard
+            run_scoreboard(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

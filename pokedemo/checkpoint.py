@@ -1,0 +1,68 @@
+"""The one way to save and load a model: weights in .safetensors (never a pickle) plus a JSON card
+beside it (architecture and arguments, input size, normalisation, species, data hash, command,
+training time, parameter count, measured scores)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .models import Embedder, build_model
+
+
+def card_path(weights: Path) -> Path:
+    return Path(weights).with_suffix(".json")
+
+
+def save_checkpoint(model: Embedder, path: Path, card: dict, half: bool = False) -> Path:
+    """Write path (.safetensors) and its card (.json). `card` must hold "architecture" and "arguments"."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"checkpoints are .safetensors files, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    save_file(state, str(path))
+    card = {**card, "dtype": "float16" if half else "float32", "bytes_on_disk": path.stat().st_size}
+    card_path(path).write_text(json.dumps(card, indent=1))
+    return path
+
+
+def read_card(path: Path) -> dict:
+    card_file = card_path(path)
+    if not card_file.exists():
+        raise FileNotFoundError(f"{card_file} is missing: a checkpoint is a .safetensors file plus its .json card")
+    return json.loads(card_file.read_text())
+
+
+def load_checkpoint(path: Path | str, device: str = "cpu") -> tuple[Embedder, dict]:
+    """Build the model its card describes and load its weights, as float32, in eval mode.
+
+    Only .safetensors files are read; a pickle, a tampered or a mismatched file is refused with a
+    ValueError that says what to do.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"refusing to load {path.name}: only .safetensors checkpoints are loaded (never pickles)")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: train it (see README) or restore it with git")
+    card = read_card(path)
+    try:
+        state = load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(f"{path.name} is not a valid safetensors file ({error}); restore it with git or retrain") from None
+    model = build_model(card["architecture"], **card.get("arguments", {}))
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{path.name} does not match its card's architecture '{card['architecture']}': "
+                         f"{str(error)[:300]}") from None
+    return model.to(device).eval(), card
+
+
+def base_mean(card: dict) -> torch.Tensor | None:
+    """The mean base-species embedding stored in the card (for SimpleShot centring), if any."""
+    return torch.tensor(card["base_mean"]) if card.get("base_mean") else None

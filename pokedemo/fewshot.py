@@ -1,0 +1,152 @@
+"""Few-shot classification by nearest prototype (ProtoNets, Snell et al. 2017) on embeddings,
+episode evaluation, and support-set fine-tuning of a private copy of a model."""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .augment import augment
+
+
+def compute_prototypes(support_embeddings: Tensor, support_labels: Tensor, n_way: int | None = None) -> Tensor:
+    """Class means, re-normalised.
+
+    support_embeddings: (n_support, embedding_dim)
+    support_labels:     (n_support,) in 0..n_way-1
+    returns:            (n_way, embedding_dim), L2-normalised
+    """
+    n_way = int(support_labels.max()) + 1 if n_way is None else n_way
+    counts = torch.bincount(support_labels, minlength=n_way)
+    if (counts == 0).any():
+        raise ValueError(f"class {int(torch.nonzero(counts == 0)[0])} has no support image")
+    sums = torch.zeros(n_way, support_embeddings.shape[1], dtype=support_embeddings.dtype)
+    sums.index_add_(0, support_labels, support_embeddings)
+    return F.normalize(sums / counts[:, None], dim=-1)
+
+
+def centre(embeddings: Tensor, mean: Tensor | None) -> Tensor:
+    """Subtract a mean then L2-normalise (SimpleShot, Wang et al. 2019). mean: (embedding_dim,) or None."""
+    return embeddings if mean is None else F.normalize(embeddings - mean, dim=-1)
+
+
+def prototype_logits(query_embeddings: Tensor, prototypes: Tensor, temperature: float = 0.1) -> Tensor:
+    """Cosine similarity of each query to each class prototype, scaled.
+
+    query_embeddings: (n_query, embedding_dim), L2-normalised
+    prototypes:       (n_way, embedding_dim), L2-normalised
+    returns:          (n_query, n_way) logits
+    """
+    return query_embeddings @ prototypes.T / temperature
+
+
+def classify(support_embeddings: Tensor, support_labels: Tensor, query_embeddings: Tensor,
+             mean: Tensor | None = None, temperature: float = 0.1) -> Tensor:
+    """(n_query, n_way) probabilities of each query for each class."""
+    prototypes = compute_prototypes(centre(support_embeddings, mean), support_labels)
+    return prototype_logits(centre(query_embeddings, mean), prototypes, temperature).softmax(dim=-1)
+
+
+def reindex_labels(names: list[str]) -> tuple[list[str], np.ndarray]:
+    """Map user class names to 0..n_way-1 in order of first appearance: (classes, labels)."""
+    classes = list(dict.fromkeys(names))
+    lookup = {name: index for index, name in enumerate(classes)}
+    return classes, np.asarray([lookup[name] for name in names], dtype=np.int64)
+
+
+def mean_ci95(values: list[float] | np.ndarray) -> tuple[float, float]:
+    """Mean and the half-width of its 95% normal confidence interval."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def episode_accuracies(embeddings: Tensor, sampler, mean: Tensor | None = None) -> list[float]:
+    """Accuracy of nearest-prototype on each episode of `sampler`, from precomputed embeddings (N, D)."""
+    n_way, n_shot, n_query = sampler.config.n_way, sampler.config.n_shot, sampler.config.n_query
+    support_labels = torch.arange(n_way).repeat_interleave(n_shot)
+    query_labels = torch.arange(n_way).repeat_interleave(n_query)
+    accuracies = []
+    for support, query, _ in sampler:
+        probabilities = classify(embeddings[support], support_labels, embeddings[query], mean)
+        accuracies.append((probabilities.argmax(dim=1) == query_labels).float().mean().item())
+    return accuracies
+
+
+@dataclass
+class FineTuneConfig:
+    steps: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    temperature: float = 0.1
+    augment_copies: int = 2      # augmented views of each support image per step
+    seed: int = 0
+
+
+@dataclass
+class FineTuneResult:
+    model: torch.nn.Module
+    losses: list[float]
+    seconds: float
+    cancelled: bool = False
+    snapshots: list[Tensor] = field(default_factory=list)
+
+
+def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Tensor,
+              config: FineTuneConfig = FineTuneConfig(), cancel: threading.Event | None = None,
+              callback: Callable[[int, float], None] | None = None, snapshot_every: int = 0,
+              snapshot_images: Tensor | None = None) -> FineTuneResult:
+    """Fine-tune a private deep copy of `model` on the support set; the shared model is untouched.
+
+    Each step: augmented views of every support image; prototypes from one view set, logits of
+    the others against them (the episodic ProtoNet loss on the support set alone); AdamW with
+    cosine decay. BatchNorm statistics stay frozen (a 25-image set cannot estimate them).
+    support_images: (n_support, 3, S, S) in [0, 1]; support_labels: (n_support,) in 0..n_way-1.
+    snapshot_images: embedded every `snapshot_every` steps (and before step 0) into `snapshots`.
+    """
+    started = time.perf_counter()
+    tuned = copy.deepcopy(model)
+    tuned.eval()  # frozen BatchNorm statistics
+    for parameter in tuned.parameters():
+        parameter.requires_grad_(True)
+    optimiser = torch.optim.AdamW(tuned.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, config.steps))
+    generator = torch.Generator().manual_seed(config.seed)
+    n_way = int(support_labels.max()) + 1
+    result = FineTuneResult(model=tuned, losses=[], seconds=0.0)
+
+    def snapshot():
+        if snapshot_every and snapshot_images is not None:
+            with torch.inference_mode():
+                result.snapshots.append(tuned.embed(snapshot_images).detach().clone())
+
+    snapshot()
+    for step in range(config.steps):
+        if cancel is not None and cancel.is_set():
+            result.cancelled = True
+            break
+        views = augment(support_images.repeat(config.augment_copies + 1, 1, 1, 1), generator=generator)
+        embeddings = tuned.embed(views).view(config.augment_copies + 1, len(support_images), -1)
+        prototypes = compute_prototypes(embeddings[0], support_labels, n_way)
+        logits = prototype_logits(embeddings[1:].reshape(-1, embeddings.shape[-1]), prototypes, config.temperature)
+        loss = F.cross_entropy(logits, support_labels.repeat(config.augment_copies))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        result.losses.append(loss.item())
+        if callback is not None:
+            callback(step + 1, loss.item())
+        if snapshot_every and (step + 1) % snapshot_every == 0:
+            snapshot()
+    for parameter in tuned.parameters():
+        parameter.requires_grad_(False)
+    result.seconds = time.perf_counter() - started
+    return result

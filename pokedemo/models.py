@@ -1,0 +1,134 @@
+"""The networks: a ResNet18 teacher, a depthwise-separable student of at most 100,000
+parameters, the source report's 3-layer CNN, and a plain dict from name to factory.
+
+Every model takes (N, 3, S, S) floats in [0, 1] and exposes `embed(images) -> (N, D)`,
+L2-normalised. Heads used only in training (`projection`, `classifier`, `to_teacher`) live
+in `TrainingHeads`, are counted apart and are not shipped with the student.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models import resnet18
+
+NORMALISATION = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+
+
+def _normalise(images: Tensor) -> Tensor:
+    return (images - 0.5) / 0.25
+
+
+class Embedder(nn.Module):
+    """Base: subclasses define `features(x) -> (N, D)`; `embed` L2-normalises them."""
+
+    embedding_dim: int
+
+    def embed(self, images: Tensor) -> Tensor:
+        return F.normalize(self.features(_normalise(images)), dim=-1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.features(_normalise(images))
+
+
+class Teacher(Embedder):
+    """torchvision ResNet18 with its stock stem (7x7 stride 2 + max-pool): at 64 px the last
+    stage sees 2x2. A stride-1 stem would cost ~4x the compute, which the 2-core CPU budget
+    cannot pay; the stock stem reached the targets' order of accuracy in our runs.
+    `classifier` over the base species is kept: its logits feed distillation."""
+
+    def __init__(self, n_classes: int = 448):
+        super().__init__()
+        self.backbone = resnet18(weights=None)
+        self.backbone.fc = nn.Identity()
+        self.embedding_dim = 512
+        self.classifier = nn.Linear(512, n_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.backbone(x)
+
+
+def _separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    """Depthwise 3x3 then pointwise 1x1 (MobileNet, Howard et al. 2017)."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False), nn.BatchNorm2d(c_in), nn.ReLU(inplace=True),
+        nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class Student(Embedder):
+    """Depthwise-separable CNN: 64 px -> 32 -> 16 -> 8 -> 4, global average pool, D = widths[-1]."""
+
+    def __init__(self, widths: tuple[int, ...] = (24, 48, 64, 96, 128, 160, 200),
+                 strides: tuple[int, ...] = (1, 2, 1, 2, 1, 2)):
+        super().__init__()
+        if len(strides) != len(widths) - 1:
+            raise ValueError(f"need one stride per block: {len(widths) - 1} blocks, {len(strides)} strides")
+        layers = [nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
+        layers += [_separable(a, b, s) for a, b, s in zip(widths[:-1], widths[1:], strides)]
+        self.body = nn.Sequential(*layers)
+        self.embedding_dim = widths[-1]
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+
+class PaperStudent(Embedder):
+    """The source report's student: three 3x3 conv layers (64, 128, 256) with max-pooling and a
+    fully connected embedding (about 0.7M parameters at 64 px)."""
+
+    def __init__(self, embedding_dim: int = 128):
+        super().__init__()
+        block = lambda a, b: [nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        self.body = nn.Sequential(*block(3, 64), *block(64, 128), *block(128, 256), nn.AdaptiveAvgPool2d(4))
+        self.fc = nn.Linear(256 * 16, embedding_dim)
+        self.embedding_dim = embedding_dim
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.fc(self.body(x).flatten(1))
+
+
+class TrainingHeads(nn.Module):
+    """Heads used only while training: SupCon projection, base-species classifier, and a map to
+    the teacher's embedding space for embedding-level distillation."""
+
+    def __init__(self, embedding_dim: int, n_classes: int, projection_dim: int = 128, teacher_dim: int = 0):
+        super().__init__()
+        self.projection = nn.Sequential(nn.Linear(embedding_dim, embedding_dim), nn.ReLU(inplace=True),
+                                        nn.Linear(embedding_dim, projection_dim))
+        self.classifier = nn.Linear(embedding_dim, n_classes) if n_classes else None
+        self.to_teacher = nn.Linear(embedding_dim, teacher_dim) if teacher_dim else None
+
+
+MODELS = {"teacher": Teacher, "student": Student, "paper-student": PaperStudent}
+
+
+def build_model(architecture: str, **arguments) -> Embedder:
+    if architecture not in MODELS:
+        raise ValueError(f"unknown architecture '{architecture}'; choose from {sorted(MODELS)}")
+    return MODELS[architecture](**arguments)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Every parameter and floating-point buffer that a checkpoint saves (BatchNorm statistics included)."""
+    return sum(t.numel() for t in module.state_dict().values() if t.is_floating_point())
+
+
+def to_tensor(images: np.ndarray) -> Tensor:
+    """(N, S, S, 3) uint8 -> (N, 3, S, S) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+
+
+@torch.inference_mode()
+def embed_array(model: Embedder, images: np.ndarray, batch_size: int = 256, progress=None) -> Tensor:
+    """Embed uint8 images (N, S, S, 3) in batches; returns (N, D) L2-normalised, on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = to_tensor(images[start:start + batch_size]).to(device=device, dtype=dtype)
+        out.append(model.embed(batch).float().cpu())
+        if progress is not None:
+            progress(min(start + batch_size, len(images)), len(images))
+    return torch.cat(out) if out else torch.empty(0, model.embedding_dim)

@@ -1,0 +1,258 @@
+"""Training commands.
+
+    python -m pokedemo.train teacher [--epochs N] [--resume] ...
+    python -m pokedemo.train student --teacher checkpoints/teacher.safetensors [--alpha 0.1] ...
+
+Class-balanced batches (P classes x K images), batch augmentations, AdamW with warm-up and cosine
+decay, a checkpoint and a JSON line each epoch, model selection on the val species only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from .augment import augment
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import EpisodeConfig
+from .data.dataset import EpisodeSampler
+from .data.external import TrainData, folder_images, load_train_data
+from .fewshot import episode_accuracies, mean_ci95
+from .losses import distillation_loss, kd_kl, supcon_loss
+from .models import NORMALISATION, TrainingHeads, build_model, count_parameters, embed_array, to_tensor
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    classes_per_batch: int = 32      # P
+    images_per_class: int = 4        # K
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    supcon_temperature: float = 0.1
+    ce_weight: float = 1.0           # teacher: cross-entropy on the base-species classifier
+    alpha: float = 0.1               # student: weight of the KL term (source report: 0.1)
+    temperature: float = 4.0         # student: KD temperature
+    beta: float = 1.0                # student: embedding-level term; 0 = the source report's loss
+    colour: bool = True              # colour augmentation (hue, saturation, ...)
+    val_episodes: int = 300
+    steps_per_epoch: int = 0         # 0 = one pass over the training images
+    seed: int = 0
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def learning_rate(config: TrainConfig, step: int, total: int, per_epoch: int) -> float:
+    warmup = config.warmup_epochs * per_epoch
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    return config.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def balanced_batch(labels_by_class: list[np.ndarray], config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """P classes x K images (with replacement only when a class has fewer than K)."""
+    classes = rng.choice(len(labels_by_class), min(config.classes_per_batch, len(labels_by_class)), replace=False)
+    return np.concatenate([rng.choice(labels_by_class[c], config.images_per_class,
+                                      replace=len(labels_by_class[c]) < config.images_per_class) for c in classes])
+
+
+def validate(model, data: TrainData, config: TrainConfig) -> tuple[float, float]:
+    """5-way 5-shot nearest-prototype accuracy on the validation images (source-disjoint episodes)."""
+    embeddings = embed_array(model, data.val_images)
+    for n_shot, n_query in ((5, 15), (1, 1)):  # tiny data (tests, small folders) falls back to 1-shot
+        episode = EpisodeConfig(n_way=min(5, len(np.unique(data.val_labels))), n_shot=n_shot, n_query=n_query,
+                                episodes=config.val_episodes, seed=config.seed)
+        try:
+            sampler = EpisodeSampler(data.val_labels, data.val_sources, episode)
+        except ValueError:
+            continue
+        return mean_ci95(episode_accuracies(embeddings, sampler))
+    raise ValueError(f"too few validation images ({len(data.val_images)}) for any few-shot episode")
+
+
+def _state_tensors(model, heads, optimiser) -> dict:
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state.update({f"heads.{k}": v for k, v in heads.state_dict().items()})
+    for index, values in optimiser.state_dict()["state"].items():
+        state.update({f"optim.{index}.{k}": torch.as_tensor(v) for k, v in values.items()})
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def _restore(state: dict, model, heads, optimiser) -> None:
+    model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+    heads.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("heads.")})
+    optim_state = optimiser.state_dict()
+    per_param: dict[int, dict] = {}
+    for key, value in state.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            per_param.setdefault(int(index), {})[name] = value
+    optim_state["state"] = per_param
+    optimiser.load_state_dict(optim_state)
+
+
+def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
+    torch.manual_seed(config.seed)
+    device = pick_device(args.device)
+    data = load_train_data(args.data, args.image_size)
+    run_dir = Path(args.run_dir or f"runs/{kind}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    n_classes = len(data.classes)
+    teacher = teacher_card = None
+    if kind == "teacher":
+        arguments = {"n_classes": n_classes}
+        model = build_model("teacher", **arguments).to(device)
+        heads = TrainingHeads(model.embedding_dim, 0).to(device)
+    else:
+        teacher, teacher_card = load_checkpoint(args.teacher, device=str(device))
+        if teacher_card["arguments"].get("n_classes") != n_classes:
+            raise ValueError(f"the teacher knows {teacher_card['arguments'].get('n_classes')} classes, "
+                             f"the data has {n_classes}: train both on the same --data")
+        arguments = {}
+        model = build_model(args.architecture, **arguments).to(device)
+        heads = TrainingHeads(model.embedding_dim, n_classes, teacher_dim=teacher.embedding_dim if config.beta else 0)
+        heads = heads.to(device)
+    optimiser = torch.optim.AdamW(list(model.parameters()) + list(heads.parameters()),
+                                  lr=config.lr, weight_decay=config.weight_decay)
+    images = to_tensor(data.images)                                            # (N, 3, S, S) in [0, 1]
+    labels = torch.from_numpy(data.labels)
+    unlabeled = to_tensor(folder_images(Path(args.unlabeled), data.image_size)[0]) if args.unlabeled else None
+    teacher_logits = teacher_embeddings = None
+    if teacher is not None:
+        # Teacher targets on clean images, computed once: the student then trains at its own speed.
+        pool = images if unlabeled is None else torch.cat([images, unlabeled])
+        with torch.inference_mode():
+            feats = torch.cat([teacher(pool[i:i + 256].to(device)) for i in range(0, len(pool), 256)])
+            teacher_logits, teacher_embeddings = teacher.classifier(feats).cpu(), F.normalize(feats, dim=-1).cpu()
+    by_class = [np.flatnonzero(data.labels == c) for c in range(n_classes)]
+    per_epoch = config.steps_per_epoch or max(1, len(images) // (config.classes_per_batch * config.images_per_class))
+    total = per_epoch * config.epochs
+    state_file, history_file, log_file = run_dir / "last.safetensors", run_dir / "state.json", run_dir / "log.jsonl"
+    history = {"epoch": 0, "best": -1.0, "seconds": 0.0}
+    if args.resume and state_file.exists():
+        _restore(load_file(str(state_file)), model, heads, optimiser)
+        history = json.loads(history_file.read_text())
+        print(f"resumed {kind} from {state_file} after epoch {history['epoch']}")
+    best_file = run_dir / "best.safetensors"
+    for epoch in range(history["epoch"], config.epochs):
+        started = time.perf_counter()
+        rng = np.random.default_rng(config.seed * 1000 + epoch)
+        generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        model.train(), heads.train()
+        losses = []
+        bar = tqdm(range(per_epoch), desc=f"{kind} epoch {epoch + 1}/{config.epochs}", unit="step", file=sys.stderr)
+        for step in bar:
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(config, epoch * per_epoch + step, total, per_epoch)
+            index = torch.from_numpy(balanced_batch(by_class, config, rng))
+            batch = augment(images[index], generator=generator, colour=config.colour).to(device)
+            batch_labels = labels[index].to(device)
+            features = model(batch)                                            # (B, D)
+            projected = F.normalize(heads.projection(features), dim=-1)[:, None]  # (B, 1, P)
+            if kind == "teacher":
+                loss = supcon_loss(projected, batch_labels, config.supcon_temperature) + \
+                    config.ce_weight * F.cross_entropy(model.classifier(features), batch_labels, label_smoothing=0.1)
+            else:
+                to_teacher = heads.to_teacher(features) if heads.to_teacher is not None else None
+                loss = distillation_loss(heads.classifier(features), teacher_logits[index].to(device), projected,
+                                         batch_labels, config.alpha, config.temperature, config.supcon_temperature,
+                                         to_teacher, teacher_embeddings[index].to(device), config.beta)
+                if unlabeled is not None:  # unlabeled images learn from the teacher's outputs alone
+                    pick = torch.from_numpy(rng.choice(len(unlabeled), len(index) // 2))
+                    u_features = model(augment(unlabeled[pick], generator=generator).to(device))
+                    loss = loss + config.alpha * kd_kl(heads.classifier(u_features), teacher_logits[pick + len(images)].to(device),
+                                                       config.temperature)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        accuracy, ci95 = validate(model, data, config)
+        history["seconds"] += time.perf_counter() - started
+        history["epoch"] = epoch + 1
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_5shot": accuracy, "val_ci95": ci95,
+                  "seconds": history["seconds"], "lr": optimiser.param_groups[0]["lr"]}
+        if accuracy > history["best"]:
+            history["best"], history["best_epoch"] = accuracy, epoch + 1
+            save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(best_file))
+        save_file(_state_tensors(model, heads, optimiser), str(state_file))
+        history_file.write_text(json.dumps(history))
+        with open(log_file, "a") as log:
+            log.write(json.dumps(record) + "\n")
+        print(json.dumps(record), flush=True)
+    model.load_state_dict(load_file(str(best_file)))
+    return finish(kind, model.cpu(), heads, data, args, config, arguments, history, teacher_card)
+
+
+def finish(kind, model, heads, data: TrainData, args, config: TrainConfig, arguments: dict, history: dict,
+           teacher_card: dict | None) -> Path:
+    """Write the selected model to --out with its card (base mean embedding for SimpleShot centring)."""
+    base_mean = embed_array(model, data.images).mean(dim=0)
+    card = {
+        "architecture": "teacher" if kind == "teacher" else args.architecture, "arguments": arguments,
+        "input_size": data.image_size, "normalisation": NORMALISATION, "embedding_dim": model.embedding_dim,
+        "data": args.data, "species": data.classes, "dataset_sha512": data.data_hash,
+        "command": "python -m pokedemo.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "training_seconds": round(history["seconds"], 1), "epochs": history["epoch"],
+        "selected_epoch": history.get("best_epoch"), "val_5shot": history["best"],
+        "parameters": count_parameters(model), "training_head_parameters": count_parameters(heads),
+        "config": asdict(config), "teacher": teacher_card and teacher_card.get("command"),
+        "base_mean": [round(x, 6) for x in base_mean.tolist()], "scores": {},
+    }
+    out = Path(args.out or f"checkpoints/{kind}.safetensors")
+    save_checkpoint(model, out, card, half=(kind == "teacher" and not args.fp32))
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {card['parameters']:,} parameters); "
+          f"val 5-shot {history['best']:.3f} at epoch {history.get('best_epoch')}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pokedemo.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=["teacher", "student"])
+    parser.add_argument("--teacher", default="checkpoints/teacher.safetensors", help="student: the teacher checkpoint")
+    parser.add_argument("--architecture", default="student", choices=["student", "paper-student"])
+    parser.add_argument("--data", default="sprites", help="sprites | cifar10 | folder:PATH")
+    parser.add_argument("--unlabeled", help="student: a folder of unlabeled images to distil on as well")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
+    parser.add_argument("--run-dir", help="per-epoch state and log (default runs/KIND)")
+    parser.add_argument("--out", help="default checkpoints/KIND.safetensors")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.safetensors")
+    parser.add_argument("--fp32", action="store_true", help="teacher: save float32 (default float16)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    for field in fields(TrainConfig):
+        if field.type in ("bool", bool):
+            parser.add_argument("--no-" + field.name.replace("_", "-"), dest=field.name, action="store_false")
+        else:
+            parser.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=field.default)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    try:
+        train(args.kind, args, config)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
