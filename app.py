@@ -1,0 +1,337 @@
+"""pokedemo: the Gradio page. Layout, event wiring and thin handlers over the `pokedemo` library.
+
+Run: python app.py  (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are honoured)
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from pokedemo import projection, viz  # noqa: E402
+from pokedemo.checkpoint import load_checkpoint  # noqa: E402
+from pokedemo.config import ASSETS_DIR, CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
+from pokedemo.data.gallery import Gallery  # noqa: E402
+from pokedemo.images import LIMITS_TEXT  # noqa: E402
+from pokedemo.task import (MAX_WAY, CancelFlag, Models, TaskResult, map_points, read_pictures,  # noqa: E402
+                           run_task)
+
+GALLERY_DIR = ASSETS_DIR / "gallery"
+TRAIN_HINT = ("python -m pokedemo.data prepare && python -m pokedemo.train teacher && "
+              "python -m pokedemo.train student --teacher checkpoints/teacher.safetensors")
+torch.set_num_threads(int(os.environ.get("POKEDEMO_THREADS", "2")))
+
+
+def load_models() -> tuple[Models | None, str]:
+    try:
+        teacher, teacher_card = load_checkpoint(CHECKPOINT_DIR / "teacher.safetensors")
+        student, student_card = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
+    except (FileNotFoundError, ValueError) as error:
+        return None, f"The models could not be loaded ({error}). Train them with: `{TRAIN_HINT}`"
+    for model in (teacher, student):
+        model.requires_grad_(False)  # shared and read-only: fine-tuning works on private copies
+    return Models(teacher, teacher_card, student, student_card), ""
+
+
+MODELS, MODELS_PROBLEM = load_models()
+GALLERY = Gallery(GALLERY_DIR)
+BENCHMARKS = REPO_ROOT / "docs" / "benchmarks.json"
+
+
+def warm_up() -> None:
+    """Slow first-use work off the first click: numba compiles UMAP, the models run once."""
+    projection.warm_up()
+    if MODELS is not None:
+        with torch.inference_mode():
+            MODELS.teacher.embed(torch.rand(8, 3, MODELS.image_size, MODELS.image_size))
+            MODELS.student.embed(torch.rand(8, 3, MODELS.image_size, MODELS.image_size))
+
+
+def _paths(gallery_value) -> list[str]:
+    """gr.Gallery values come as [(path, caption)] or [path]."""
+    return [item[0] if isinstance(item, (list, tuple)) else item for item in (gallery_value or [])]
+
+
+def _truth(path: str) -> tuple[str | None, str]:
+    item = GALLERY.identify(path)
+    return (item.name, item.source) if item else (None, "upload")
+
+
+def set_ways(n_way: int):
+    return [gr.update(visible=k < n_way) for k in range(MAX_WAY)]
+
+
+def random_task(seed: int, n_way: int, n_shot: int, n_query: int):
+    names, supports, queries = GALLERY.random_task(int(seed), int(n_way), int(n_shot), int(n_query))
+    names_out = [gr.update(value=names[k] if k < n_way else "") for k in range(MAX_WAY)]
+    galleries = [[str(GALLERY.path(i.file)) for i in supports[k]] if k < n_way else [] for k in range(MAX_WAY)]
+    query_paths = [str(GALLERY.path(i.file)) for i in queries]
+    return (*names_out, *galleries, query_paths, f"Random task with seed **{int(seed)}**: share it with the class.")
+
+
+def add_species(species: str, current, name: str, n_shot: int):
+    """Append n_shot gallery images of a species to a class slot (and name the slot if it has no name)."""
+    if not species:
+        return gr.update(), gr.update(), gr.update(value=None)
+    items = GALLERY.species_images(species, int(n_shot), np.random.default_rng())
+    return _paths(current) + [str(GALLERY.path(i.file)) for i in items], (name or species), gr.update(value=None)
+
+
+def add_query_species(species: str, current, n: int = 3):
+    if not species:
+        return gr.update(), gr.update(value=None)
+    items = GALLERY.species_images(species, n, np.random.default_rng())
+    return _paths(current) + [str(GALLERY.path(i.file)) for i in items], gr.update(value=None)
+
+
+def draw_maps(result: TaskResult | None, method: str, parameter: float, seed: int, thumbnails: bool,
+              step: int = -1):
+    """Teacher | student maps of one task; `step` picks a snapshot of the student during fine-tuning."""
+    if result is None:
+        return None, None
+    figures = []
+    for key in ("teacher", "student+fine-tune" if "student+fine-tune" in result.embeddings else "student"):
+        embeddings = None
+        if key != "teacher" and result.snapshots:
+            embeddings = result.snapshots[min(int(step), len(result.snapshots) - 1)] if step >= 0 else None
+        points = map_points(result, key, embeddings)
+        coords = projection.project(points["embeddings"], method, parameter, int(seed))
+        title = key if embeddings is None else f"student, fine-tuning snapshot {int(step)}"
+        figures.append(viz.embedding_figure(coords, points["labels"], points["role"], result.class_names,
+                                            points["hover"], points["mistakes"], title,
+                                            points["thumbnails"] if thumbnails else None))
+    return figures[0], figures[1]
+
+
+def results_html(result: TaskResult) -> str:
+    models = [k for k in ("teacher", "student", "student+fine-tune", "teacher+fine-tune") if k in result.probabilities]
+    n_support = len(result.support_labels)
+    rows = []
+    for i, picture in enumerate(result.pictures[n_support:]):
+        cells = [f"<td><img src='{viz.png_data_uri(picture.image, 56)}' alt='{picture.name}'/><br>"
+                 f"<small>{picture.name}</small></td><td>{picture.truth or '?'}</td>"]
+        for key in models:
+            probabilities = result.probabilities[key][i]
+            k = int(probabilities.argmax())
+            wrong = picture.truth is not None and picture.truth in result.class_names and \
+                result.class_names[k] != picture.truth
+            cells.append(f"<td class='{'mistake' if wrong else 'ok'}'>{'❌ ' if wrong else ''}{result.class_names[k]}"
+                         f"<div class='bar'><span style='width:{100 * probabilities[k]:.0f}%'></span></div>"
+                         f"{probabilities[k]:.0%}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{k}</th>" for k in models)
+    accuracy = "".join(f"<th>{'' if result.accuracy(k) is None else f'{result.accuracy(k):.0%}'}</th>" for k in models)
+    return (f"<table class='predictions'><tr><th>query</th><th>true</th>{head}</tr>{''.join(rows)}"
+            f"<tr><th colspan=2>accuracy</th>{accuracy}</tr></table>")
+
+
+def run(n_way, n_shot, steps, tune_teacher, *values, progress=gr.Progress()):
+    """Queued: read and check the visitor's images, then classify with both models."""
+    names, galleries = values[:MAX_WAY], values[MAX_WAY:2 * MAX_WAY]
+    queries, cancel, method, parameter, seed, thumbnails = values[2 * MAX_WAY:]
+    if MODELS is None:
+        raise gr.Error(MODELS_PROBLEM)
+    cancel.clear()
+    started = time.perf_counter()
+    n_way, n_shot = int(n_way), int(n_shot)
+    problems, supports = [], []
+    for k in range(n_way):
+        pictures, bad = read_pictures([(p, *_truth(p)) for p in _paths(galleries[k])], MODELS.image_size)
+        supports.append(pictures)
+        problems += bad
+    query_pictures, bad = read_pictures([(p, *_truth(p)) for p in _paths(queries)], MODELS.image_size)
+    problems += bad
+    try:
+        result = run_task(MODELS, list(names[:n_way]), supports, query_pictures, n_shot, int(steps),
+                          bool(tune_teacher), cancel, lambda f, text: progress(f, desc=text))
+    except ValueError as error:
+        raise gr.Error(" ".join([str(error)] + [f"(Skipped: {p})" for p in problems])) from None
+    teacher_map, student_map = draw_maps(result, method, parameter, seed, thumbnails)
+    notes = [f"Done in {time.perf_counter() - started:.1f} s (student fine-tuning {result.fine_tune_seconds:.1f} s)."]
+    if result.cancelled:
+        notes.append("**Fine-tuning was cancelled**: the student column shows the model as it was when stopped.")
+    notes += [f"⚠️ Skipped: {p}" for p in problems]
+    snapshots = max(0, len(result.snapshots) - 1)
+    return (results_html(result), "\n\n".join(notes), teacher_map, student_map, result,
+            gr.update(maximum=max(1, snapshots), value=snapshots, interactive=snapshots > 0))
+
+
+def classify_api(support_files, support_labels: str, query_files, steps: float = 20):
+    """API: support images with one class name each (comma-separated, in order) and query images ->
+    predictions of teacher, student and fine-tuned student."""
+    if MODELS is None:
+        raise gr.Error(MODELS_PROBLEM)
+    labels = [s.strip() for s in (support_labels or "").split(",")]
+    paths = [getattr(f, "name", f) for f in (support_files or [])]
+    if len(labels) != len(paths):
+        raise gr.Error(f"{len(paths)} support images but {len(labels)} class names: give one name per image")
+    classes = list(dict.fromkeys(labels))
+    supports, problems = [], []
+    for name in classes:
+        pictures, bad = read_pictures([(p, None, "upload") for p, l in zip(paths, labels) if l == name],
+                                      MODELS.image_size)
+        supports.append(pictures)
+        problems += bad
+    queries, bad = read_pictures([(getattr(f, "name", f), None, "upload") for f in (query_files or [])],
+                                 MODELS.image_size)
+    problems += bad
+    n_shot = min((len(s) for s in supports), default=0)
+    try:
+        result = run_task(MODELS, classes, supports, queries, max(1, n_shot), int(steps), snapshot_every=0)
+    except ValueError as error:
+        raise gr.Error(" ".join([str(error)] + problems)) from None
+    return {"classes": result.class_names, "skipped": problems,
+            "predictions": [{"query": q.name, **{k: {"label": result.class_names[int(p[i].argmax())],
+                                                     "confidence": round(float(p[i].max()), 4)}
+                                                 for k, p in result.probabilities.items()}}
+                            for i, q in enumerate(queries)]}
+
+
+def compression_figures():
+    if not BENCHMARKS.exists():
+        return None, None, None, None
+    data = json.loads(BENCHMARKS.read_text())
+    rows = [r for r in data["fewshot"]]
+    models = data["models"]
+    names = [m["model"] for m in models if m.get("parameters")]
+    parameters = [m["parameters"] for m in models if m.get("parameters")]
+    latency = {m["model"]: m["latency_ms_batch1"] for m in models if m.get("latency_ms_batch1")}
+    pruning = data.get("pruning", [])
+    return (viz.accuracy_figure(rows), viz.bar_figure(names, parameters, "parameters (log scale)", log=True),
+            viz.bar_figure(list(latency), list(latency.values()), "latency per image, batch 1 (ms)", " ms"),
+            viz.curve_figure([p["sparsity"] for p in pruning], {"5-shot": [100 * p["accuracy"] for p in pruning]},
+                             "magnitude pruning of the student", "sparsity", "5-shot accuracy (%)")
+            if pruning else None)
+
+
+def measure_here():
+    """Live: embedding latency of both models on this host, batch 1 and batch 64."""
+    if MODELS is None:
+        raise gr.Error(MODELS_PROBLEM)
+    lines = ["| model | batch 1 (ms/image) | batch 64 (images/s) |", "|---|---|---|"]
+    for name, model in (("teacher", MODELS.teacher), ("student", MODELS.student)):
+        one, many = torch.rand(1, 3, 64, 64), torch.rand(64, 3, 64, 64)
+        with torch.inference_mode():
+            model.embed(many)
+            started = time.perf_counter()
+            for _ in range(10):
+                model.embed(one)
+            latency = (time.perf_counter() - started) / 10 * 1000
+            started = time.perf_counter()
+            model.embed(many)
+            throughput = 64 / (time.perf_counter() - started)
+        lines.append(f"| {name} | {latency:.1f} | {throughput:.0f} |")
+    return "\n".join(lines)
+
+
+CSS = """
+.predictions td, .predictions th {padding: 4px 8px; text-align: center}
+.predictions .mistake {background: #fde2e2}
+.bar {background: #eee; width: 90px; height: 6px; margin: 2px auto}
+.bar span {display: block; height: 6px; background: #3b82f6}
+"""
+
+with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete_cache=(3600, 3600)) as demo:
+    gr.Markdown("# pokedemo: a 100x smaller student learns new Pokémon from a few pictures\n"
+                "Build a task of Pokémon the models have **never seen** (Gen I), then compare the big teacher "
+                "(ResNet18, 11M parameters) with the tiny student (<100k parameters) before and after the "
+                f"student is fine-tuned on your pictures. Uploads: {LIMITS_TEXT}.")
+    if MODELS_PROBLEM:
+        gr.Markdown(f"⚠️ {MODELS_PROBLEM}")
+    cancel_state = gr.State(CancelFlag())
+    result_state = gr.State(None)
+    with gr.Tab("Few-shot task"):
+        with gr.Row():
+            n_way = gr.Slider(2, MAX_WAY, value=5, step=1, label="classes (ways)")
+            n_shot = gr.Slider(1, 10, value=5, step=1, label="support images per class (shots)")
+            n_query = gr.Slider(1, 10, value=5, step=1, label="random task: queries per class")
+            seed = gr.Number(value=0, precision=0, label="random task seed")
+            random_button = gr.Button("🎲 Random task", elem_id="random-task")
+        slot_columns, slot_names, slot_galleries, slot_pickers = [], [], [], []
+        with gr.Row():
+            for k in range(MAX_WAY):
+                with gr.Column(visible=k < 5, min_width=160) as column:
+                    slot_names.append(gr.Textbox(label=f"class {k + 1} name", elem_id=f"class-name-{k}"))
+                    slot_galleries.append(gr.Gallery(label=f"class {k + 1} support images", type="filepath",
+                                                     interactive=True, columns=3, height=180,
+                                                     sources=["upload", "webcam", "clipboard"],
+                                                     elem_id=f"support-{k}"))
+                    slot_pickers.append(gr.Dropdown(GALLERY.species_names, label="add from gallery", value=None))
+                slot_columns.append(column)
+        with gr.Row():
+            queries = gr.Gallery(label="query images (to classify)", type="filepath", interactive=True, columns=10,
+                                 height=180, sources=["upload", "webcam", "clipboard"], elem_id="queries")
+            with gr.Column(scale=0, min_width=200):
+                query_picker = gr.Dropdown(GALLERY.species_names, label="add queries from gallery", value=None)
+                steps = gr.Slider(0, 100, value=20, step=5, label="student fine-tuning steps")
+                tune_teacher = gr.Checkbox(label="fine-tune the teacher too (slower)")
+        with gr.Row():
+            run_button = gr.Button("▶ Run", variant="primary", elem_id="run")
+            cancel_button = gr.Button("✋ Cancel", elem_id="cancel")
+        status = gr.Markdown(elem_id="status")
+        predictions = gr.HTML(elem_id="predictions")
+        with gr.Row():
+            method = gr.Radio(list(projection.METHODS), value="t-SNE", label="map", elem_id="method")
+            parameter = gr.Slider(2, 30, value=10, step=1, label="perplexity (t-SNE) / neighbours (UMAP)")
+            map_seed = gr.Number(value=0, precision=0, label="map seed")
+            thumbnails = gr.Checkbox(label="draw the pictures")
+            snapshot = gr.Slider(0, 1, value=1, step=1, label="student: before → after fine-tuning",
+                                 interactive=False)
+        with gr.Row():
+            teacher_plot = gr.Plot(label="teacher", elem_id="teacher-plot")
+            student_plot = gr.Plot(label="student", elem_id="student-plot")
+    with gr.Tab("Compression"):
+        gr.Markdown("Measured by `python -m pokedemo.bench all` (see docs/benchmarks.md); the button measures "
+                    "this host live.")
+        with gr.Row():
+            accuracy_plot, parameters_plot = gr.Plot(), gr.Plot()
+        with gr.Row():
+            latency_plot, pruning_plot = gr.Plot(), gr.Plot()
+        measure_button = gr.Button("Measure speed on this host")
+        measured = gr.Markdown()
+    with gr.Tab("How it works"):
+        gr.Markdown((REPO_ROOT / "docs" / "how-it-works.md").read_text(encoding="utf-8")
+                    if (REPO_ROOT / "docs" / "how-it-works.md").exists() else "")
+    with gr.Row(visible=False):  # the API: support images + their class names + queries -> JSON
+        api_support = gr.File(file_count="multiple")
+        api_labels = gr.Textbox()
+        api_queries = gr.File(file_count="multiple")
+        api_steps = gr.Number(value=20)
+        api_out = gr.JSON()
+        api_button = gr.Button()
+
+    n_way.change(set_ways, n_way, slot_columns, api_visibility="private")
+    random_button.click(random_task, [seed, n_way, n_shot, n_query], [*slot_names, *slot_galleries, queries, status],
+                        api_visibility="private")
+    for k in range(MAX_WAY):
+        slot_pickers[k].change(add_species, [slot_pickers[k], slot_galleries[k], slot_names[k], n_shot],
+                               [slot_galleries[k], slot_names[k], slot_pickers[k]], api_visibility="private")
+    query_picker.change(add_query_species, [query_picker, queries], [queries, query_picker], api_visibility="private")
+    run_event = run_button.click(
+        run, [n_way, n_shot, steps, tune_teacher, *slot_names, *slot_galleries, queries, cancel_state, method,
+              parameter, map_seed, thumbnails],
+        [predictions, status, teacher_plot, student_plot, result_state, snapshot], api_visibility="private",
+        concurrency_limit=2, concurrency_id="task")
+    cancel_button.click(lambda flag: flag.set(), cancel_state, None, queue=False, api_visibility="private")
+    redraw_inputs = [result_state, method, parameter, map_seed, thumbnails, snapshot]
+    for control in (method, parameter, map_seed, thumbnails):
+        control.change(draw_maps, redraw_inputs, [teacher_plot, student_plot], api_visibility="private")
+    snapshot.release(draw_maps, redraw_inputs, [teacher_plot, student_plot], api_visibility="private")
+    api_button.click(classify_api, [api_support, api_labels, api_queries, api_steps], api_out, api_name="classify",
+                     concurrency_limit=2, concurrency_id="task")
+    measure_button.click(measure_here, None, measured, api_visibility="private", concurrency_limit=1)
+    demo.load(compression_figures, None, [accuracy_plot, parameters_plot, latency_plot, pruning_plot],
+              api_visibility="private")
+
+demo.queue(max_size=int(os.environ.get("POKEDEMO_QUEUE_SIZE", "40")), default_concurrency_limit=2)
+
+if __name__ == "__main__":
+    threading.Thread(target=warm_up, daemon=True).start()
+    demo.launch(allowed_paths=[str(GALLERY_DIR)], css=CSS, max_file_size="10mb", show_error=True)

@@ -1,0 +1,35 @@
+"""2-D maps of embeddings: t-SNE, UMAP or PCA. Arrays in, (N, 2) arrays out."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+
+METHODS = ("t-SNE", "UMAP", "PCA")
+
+
+def project(embeddings: np.ndarray, method: str = "t-SNE", parameter: float | None = None, seed: int = 0) -> np.ndarray:
+    """embeddings: (N, D) -> (N, 2). parameter: t-SNE perplexity or UMAP n_neighbors (clipped to what N allows)."""
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    n = len(embeddings)
+    if n < 3:
+        raise ValueError(f"a map needs at least 3 points, got {n}")
+    if method == "PCA":
+        return PCA(n_components=2, random_state=seed).fit_transform(embeddings)
+    if method == "t-SNE":
+        perplexity = float(np.clip(parameter or 10, 2, max(2, (n - 1) / 3)))
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+                    metric="cosine", max_iter=500).fit_transform(embeddings)
+    if method == "UMAP":
+        import umap  # imported here: numba compilation is slow and the app warms it up in the background
+
+        neighbours = int(np.clip(parameter or 10, 2, n - 1))
+        return umap.UMAP(n_neighbors=neighbours, n_components=2, metric="cosine", random_state=seed,
+                         init="random" if n < 20 else "spectral", n_jobs=1).fit_transform(embeddings)
+    raise ValueError(f"unknown projection '{method}'; choose from {', '.join(METHODS)}")
+
+
+def warm_up() -> None:
+    """Compile UMAP's numba code once (it takes seconds the first time)."""
+    project(np.random.default_rng(0).normal(size=(40, 8)), "UMAP", 5)
+    project(np.random.default_rng(0).normal(size=(40, 8)), "t-SNE", 5)
