@@ -22,8 +22,9 @@ ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP")
 LIMITS_TEXT = (f"PNG, JPEG, GIF, WebP or BMP; at most {MAX_FILE_BYTES // (1024 * 1024)} MB and "
                f"{int(MAX_PIXELS ** 0.5)}x{int(MAX_PIXELS ** 0.5)} pixels; at least {MIN_SIDE} pixels a side")
 
-# Pillow's own bomb guard raises above 2x this; we check the header ourselves first.
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Pillow's own bomb guard (an error above 2x this) stays as a last resort for absurd headers; below it
+# we read the header's size ourselves and refuse anything over MAX_PIXELS before decoding a pixel.
+Image.MAX_IMAGE_PIXELS = 64 * MAX_PIXELS
 
 
 def _first_frame_rgba(image: Image.Image) -> Image.Image:
@@ -78,8 +79,11 @@ def decode_image(data: bytes, name: str) -> Image.Image:
             image.seek(0)  # animated GIF/WebP/PNG: the first frame
             image.load()
             image = ImageOps.exif_transpose(image)
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValueError(f"'{name}' is not a picture we can read (or its header lies about its size). "
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"'{name}' claims to be far larger than the limit of {int(MAX_PIXELS ** 0.5)}x"
+                         f"{int(MAX_PIXELS ** 0.5)} pixels (a decompression bomb?). Use a smaller picture.") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"'{name}' is not a picture we can read. "
                          f"Use {', '.join(ALLOWED_FORMATS)}.") from None
     except (OSError, SyntaxError, EOFError, struct.error) as error:
         raise ValueError(f"'{name}' is damaged or truncated ({error}). Save or export it again.") from None

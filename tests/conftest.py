@@ -75,3 +75,23 @@ def data_root(tmp_path, monkeypatch):
     root = tmp_path / "data"
     monkeypatch.setenv("POKEDEMO_DATA", str(root))
     return root
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server_url():
+    """The real page, served on loopback for the session."""
+    import app
+
+    port = free_port()
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                    allowed_paths=[str(app.GALLERY_DIR)], css=app.CSS)
+    yield f"http://127.0.0.1:{port}/"
+    app.demo.close()

@@ -1,0 +1,97 @@
+"""Compression of the student: post-training static int8 quantisation and magnitude pruning.
+Plus the measurements a scoreboard needs: size on disk, FLOPs, latency and throughput."""
+from __future__ import annotations
+
+import copy
+import io
+import statistics
+import time
+
+import numpy as np
+import torch
+from safetensors.torch import save as safetensors_bytes
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .models import Embedder, to_tensor
+
+
+class QuantisedEmbedder(nn.Module):
+    """An int8 FX-quantised network behind the same `embed` as the float models."""
+
+    def __init__(self, quantised: nn.Module, embedding_dim: int):
+        super().__init__()
+        self.quantised = quantised
+        self.embedding_dim = embedding_dim
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.quantised(images), dim=-1)
+
+
+def quantise_int8(model: Embedder, calibration_images: np.ndarray, batch_size: int = 128) -> QuantisedEmbedder:
+    """Post-training static quantisation (x86 backend) calibrated on base-species images (N, S, S, 3) uint8."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    torch.backends.quantized.engine = "x86"
+    float_model = copy.deepcopy(model).eval()
+    example = to_tensor(calibration_images[:2])
+    prepared = prepare_fx(float_model, get_default_qconfig_mapping("x86"), example_inputs=(example,))
+    with torch.inference_mode():
+        for start in range(0, len(calibration_images), batch_size):
+            prepared(to_tensor(calibration_images[start:start + batch_size]))
+    return QuantisedEmbedder(convert_fx(prepared), model.embedding_dim).eval()
+
+
+def prune_magnitude(model: Embedder, sparsity: float) -> Embedder:
+    """A copy with the smallest-magnitude `sparsity` fraction of conv/linear weights (global) set to 0."""
+    pruned = copy.deepcopy(model).eval()
+    if sparsity <= 0:
+        return pruned
+    weights = [m.weight for m in pruned.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    magnitudes = torch.cat([w.detach().abs().flatten() for w in weights])
+    threshold = torch.kthvalue(magnitudes, max(1, int(sparsity * len(magnitudes)))).values
+    with torch.no_grad():
+        for weight in weights:
+            weight.mul_((weight.abs() > threshold).to(weight.dtype))
+    return pruned
+
+
+def size_on_disk(model: nn.Module, dtype: torch.dtype | None = None) -> int:
+    """Bytes of the model's state as a .safetensors file (float tensors cast to dtype), or, for an
+    int8 model, as torch's serialised state (what it would take to ship it)."""
+    state = model.state_dict()
+    if isinstance(model, QuantisedEmbedder):
+        buffer = io.BytesIO()
+        torch.save(state, buffer)  # size measurement only: never loaded back
+        return buffer.tell()
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
+             for k, v in state.items()}
+    return len(safetensors_bytes(state))
+
+
+def mflops(model: nn.Module, image_size: int = 64) -> float:
+    """Floating-point operations (2 per multiply-add) of one image's embedding, in millions."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model.embed(torch.rand(1, 3, image_size, image_size))
+    return counter.get_total_flops() / 1e6
+
+
+def latency_and_throughput(model: nn.Module, image_size: int = 64, repeats: int = 30) -> tuple[float, float]:
+    """(median ms per image at batch 1, images/s at batch 64), after warm-up."""
+    one, batch = torch.rand(1, 3, image_size, image_size), torch.rand(64, 3, image_size, image_size)
+    with torch.inference_mode():
+        for _ in range(3):
+            model.embed(one), model.embed(batch)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            model.embed(one)
+            times.append(time.perf_counter() - started)
+        batch_times = []
+        for _ in range(max(3, repeats // 5)):
+            started = time.perf_counter()
+            model.embed(batch)
+            batch_times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times), 64 / statistics.median(batch_times)

@@ -1,0 +1,174 @@
+"""`python -m pokedemo.bench all`: every model side by side, measured in one run on this machine,
+written to docs/benchmarks.md (+ .json), with the fine-tuning curve and the pruning sweep."""
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .checkpoint import base_mean, load_checkpoint
+from .compress import latency_and_throughput, mflops, prune_magnitude, quantise_int8, size_on_disk
+from .config import CHECKPOINT_DIR, EpisodeConfig
+from .data.dataset import EpisodeSampler, SpriteDataset, split_species
+from .fewshot import FineTuneConfig, classify, episode_accuracies, fine_tune, mean_ci95
+from .models import build_model, count_parameters, embed_array, to_tensor
+from .bench import fewshot_rows
+
+FINE_TUNE_CURVE_STEPS = (0, 5, 10, 20, 40)
+
+
+def fine_tuned_accuracies(model, dataset: SpriteDataset, episode: EpisodeConfig, config: FineTuneConfig,
+                          mean: torch.Tensor | None, desc: str) -> tuple[list[float], list[float]]:
+    """Per episode: fine-tune a copy on the support set, then classify the queries. (accuracies, seconds)"""
+    sampler = EpisodeSampler(dataset.species, dataset.source, episode)
+    support_labels = torch.arange(episode.n_way).repeat_interleave(episode.n_shot)
+    query_labels = torch.arange(episode.n_way).repeat_interleave(episode.n_query)
+    accuracies, seconds = [], []
+    for support, query, _ in tqdm(sampler, total=episode.episodes, desc=desc, file=sys.stderr):
+        started = time.perf_counter()
+        images = to_tensor(dataset.images[np.concatenate([support, query])])
+        tuned = fine_tune(model, images[:len(support)], support_labels, config).model if config.steps else model
+        with torch.inference_mode():
+            embeddings = tuned.embed(images)
+        probabilities = classify(embeddings[:len(support)], support_labels, embeddings[len(support):], mean)
+        seconds.append(time.perf_counter() - started)
+        accuracies.append((probabilities.argmax(1) == query_labels).float().mean().item())
+    return accuracies, seconds
+
+
+def _row(model: str, n_shot: int, accuracies: list[float], episodes: int, seconds: float) -> dict:
+    accuracy, ci95 = mean_ci95(accuracies)
+    return {"model": model, "n_way": 5, "n_shot": n_shot, "n_query": 15, "episodes": episodes, "seed": 0,
+            "accuracy": accuracy, "ci95": ci95, "seconds": round(seconds, 2)}
+
+
+def run_scoreboard(args) -> dict:
+    started_all = time.perf_counter()
+    novel = SpriteDataset.load().subset(split_species()["novel"])
+    base = SpriteDataset.load().subset(split_species()["base"])
+    student, student_card = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
+    teacher, teacher_card = load_checkpoint(CHECKPOINT_DIR / "teacher.safetensors")
+    fewshot, models = [], []
+    names = ["pixels", "random-student", "student", "teacher"]
+    if (CHECKPOINT_DIR / "paper-student.safetensors").exists():
+        names.insert(2, "paper-student")
+    for name in names:
+        fewshot += fewshot_rows(name, (1, 5), args.episodes, dataset=novel)
+
+    # int8 student: calibrated on base-species images only
+    calibration = base.images[np.random.default_rng(0).choice(len(base), 1024, replace=False)]
+    student_int8 = quantise_int8(student, calibration)
+    with torch.inference_mode():
+        int8_embeddings = torch.cat([student_int8.embed(to_tensor(novel.images[i:i + 256]))
+                                     for i in range(0, len(novel), 256)])
+    for n_shot in (1, 5):
+        sampler = EpisodeSampler(novel.species, novel.source, EpisodeConfig(n_shot=n_shot, episodes=args.episodes))
+        began = time.perf_counter()
+        fewshot.append(_row("student-int8", n_shot, episode_accuracies(int8_embeddings, sampler,
+                                                                        base_mean(student_card)),
+                            args.episodes, time.perf_counter() - began))
+
+    # fine-tuned rows (fewer episodes: each one trains a model)
+    default_steps = FineTuneConfig().steps
+    fine_tune_seconds = {}
+    for name, model, card, episodes in (("student", student, student_card, args.fine_tune_episodes),
+                                        ("teacher", teacher, teacher_card, max(10, args.fine_tune_episodes // 10))):
+        for n_shot in (1, 5):
+            began = time.perf_counter()
+            accuracies, seconds = fine_tuned_accuracies(
+                model, novel, EpisodeConfig(n_shot=n_shot, episodes=episodes), FineTuneConfig(steps=default_steps),
+                base_mean(card), f"{name}+fine-tune {n_shot}-shot")
+            fewshot.append(_row(f"{name}+fine-tune", n_shot, accuracies, episodes, time.perf_counter() - began))
+            if n_shot == 5:
+                fine_tune_seconds[name] = float(np.median(seconds))
+
+    # the fine-tuning curve: accuracy and seconds against steps (5-shot, same episodes for every point)
+    curve = []
+    for steps in FINE_TUNE_CURVE_STEPS:
+        accuracies, seconds = fine_tuned_accuracies(student, novel, EpisodeConfig(n_shot=5,
+                                                    episodes=args.fine_tune_episodes), FineTuneConfig(steps=steps),
+                                                    base_mean(student_card), f"curve {steps} steps")
+        accuracy, ci95 = mean_ci95(accuracies)
+        curve.append({"steps": steps, "accuracy": accuracy, "ci95": ci95, "seconds": float(np.median(seconds)),
+                      "episodes": args.fine_tune_episodes})
+
+    # magnitude pruning sweep
+    pruning = []
+    for sparsity in (0.0, 0.3, 0.5, 0.7, 0.9):
+        pruned = prune_magnitude(student, sparsity)
+        sampler = EpisodeSampler(novel.species, novel.source, EpisodeConfig(n_shot=5, episodes=args.episodes))
+        accuracy, ci95 = mean_ci95(episode_accuracies(embed_array(pruned, novel.images), sampler,
+                                                      base_mean(student_card)))
+        pruning.append({"sparsity": sparsity, "accuracy": accuracy, "ci95": ci95})
+
+    for name, model in (("random-student", build_model("student")), ("student", student),
+                        ("student-int8", student_int8), ("teacher", teacher)):
+        latency, throughput = latency_and_throughput(model)
+        models.append({"model": name, "parameters": count_parameters(model) if name != "student-int8" else
+                       count_parameters(student), "bytes_fp32": size_on_disk(model) if name != "student-int8" else None,
+                       "bytes_fp16": size_on_disk(model, torch.float16) if name != "student-int8" else None,
+                       "bytes_int8": size_on_disk(model) if name == "student-int8" else None,
+                       "mflops": mflops(model) if name != "student-int8" else mflops(student),
+                       "latency_ms_batch1": latency, "images_per_s_batch64": throughput,
+                       "fine_tune_seconds_5way5shot": fine_tune_seconds.get(name)})
+    report = {"command": "python -m pokedemo.bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+              "machine": {"cpu": _cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                          "python": platform.python_version()},
+              "seconds": round(time.perf_counter() - started_all, 1), "fewshot": fewshot, "models": models,
+              "fine_tune_curve": curve, "pruning": pruning, "fine_tune_default_steps": default_steps}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    out.write_text(render_markdown(report))
+    print(render_markdown(report))
+    return report
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def render_markdown(report: dict) -> str:
+    fmt = lambda v, f: "" if v is None else format(v, f)
+    lines = ["# Benchmarks", "", f"Made by `{report['command']}` in {report['seconds']:.0f} s on "
+             f"{report['machine']['cpu']}, {report['machine']['threads']} threads, torch {report['machine']['torch']}.",
+             "", "Protocol: novel Gen I species, 5-way, 15 queries per class, seeded source-disjoint episodes, "
+             "nearest prototype (SimpleShot centring on the base mean for learned models); mean +- 95% CI.", "",
+             "| model | 1-shot (%) | 5-shot (%) | episodes |", "|---|---|---|---|"]
+    by_model: dict[str, dict] = {}
+    for row in report["fewshot"]:
+        by_model.setdefault(row["model"], {})[row["n_shot"]] = row
+    for name, shots in by_model.items():
+        cells = [f"{100 * shots[k]['accuracy']:.2f} +- {100 * shots[k]['ci95']:.2f}" if k in shots else ""
+                 for k in (1, 5)]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {next(iter(shots.values()))['episodes']} |")
+    lines += ["", "| model | parameters | fp32 bytes | fp16 bytes | int8 bytes | MFLOPs/image | ms/image (batch 1) "
+              "| images/s (batch 64) | fine-tune s (5-way 5-shot, 75 queries) |", "|---|---|---|---|---|---|---|---|---|"]
+    for m in report["models"]:
+        lines.append(f"| {m['model']} | {m['parameters']:,} | {fmt(m['bytes_fp32'], ',')} | {fmt(m['bytes_fp16'], ',')} "
+                     f"| {fmt(m['bytes_int8'], ',')} | {m['mflops']:.1f} | {m['latency_ms_batch1']:.2f} "
+                     f"| {m['images_per_s_batch64']:.0f} | {fmt(m['fine_tune_seconds_5way5shot'], '.2f')} |")
+    speed = {m["model"]: m["images_per_s_batch64"] for m in report["models"]}
+    lines += ["", f"Student / teacher throughput at batch 64: **{speed['student'] / speed['teacher']:.1f}x**; "
+              f"int8 / fp32 student: {speed['student-int8'] / speed['student']:.2f}x.", "",
+              "## Fine-tuning curve (student, 5-way 5-shot)", "", "| steps | accuracy (%) | seconds per episode |",
+              "|---|---|---|"]
+    lines += [f"| {c['steps']} | {100 * c['accuracy']:.2f} +- {100 * c['ci95']:.2f} | {c['seconds']:.2f} |"
+              for c in report["fine_tune_curve"]]
+    lines += ["", f"Default fine-tuning steps: {report['fine_tune_default_steps']}.", "",
+              "## Magnitude pruning (student, 5-way 5-shot)", "", "| sparsity | accuracy (%) |", "|---|---|"]
+    lines += [f"| {p['sparsity']:.0%} | {100 * p['accuracy']:.2f} +- {100 * p['ci95']:.2f} |" for p in report["pruning"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,53 @@
+"""The page in headless Debian Chromium, driven by Playwright as a person would use it."""
+import os
+import shutil
+
+import pytest
+
+CHROMIUM = shutil.which("chromium")
+if CHROMIUM is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("CI must install Debian's chromium (see .ci/run)")
+    pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def page(server_url):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(server_url)
+        page.wait_for_selector("#random-task")
+        yield page
+        browser.close()
+
+
+def test_a_random_task_runs_and_shows_predictions_and_both_maps(page, tmp_path_factory):
+    page.click("#random-task")
+    expect(page.locator("#support-0 img").first).to_be_visible(timeout=30_000)
+    page.click("#run")
+    expect(page.locator("#predictions table")).to_be_visible(timeout=120_000)
+    expect(page.locator("#teacher-plot .js-plotly-plot")).to_be_visible(timeout=30_000)
+    expect(page.locator("#student-plot .js-plotly-plot")).to_be_visible(timeout=30_000)
+    assert page.locator("#predictions tr").count() >= 3
+    shots = tmp_path_factory.mktemp("shots")
+    page.screenshot(path=str(shots / "page.png"), full_page=True)
+
+
+def test_switching_to_umap_redraws_the_maps(page):
+    page.get_by_label("UMAP").check()
+    expect(page.locator("#teacher-plot .js-plotly-plot")).to_be_visible(timeout=60_000)
+
+
+def test_a_bad_upload_shows_a_message_naming_the_file(page, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("definitely not a png")
+    page.locator("#queries input[type=file]").set_input_files(str(bad))
+    page.wait_for_timeout(1500)
+    page.click("#run")
+    expect(page.locator("#status")).to_contain_text("notes.png", timeout=120_000)

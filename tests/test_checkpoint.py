@@ -1,0 +1,64 @@
+"""pokedemo.checkpoint: one save/load, never a pickle; the shipped checkpoints are what their cards say."""
+import json
+import pickle
+
+import pytest
+import torch
+
+from pokedemo.checkpoint import load_checkpoint, save_checkpoint
+from pokedemo.config import CHECKPOINT_DIR
+from pokedemo.models import build_model, count_parameters
+
+
+def test_a_checkpoint_round_trips_weights_and_card(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("student").eval()
+    path = save_checkpoint(model, tmp_path / "s.safetensors", {"architecture": "student", "arguments": {}, "x": 1})
+    loaded, card = load_checkpoint(path)
+    assert card["x"] == 1 and card["dtype"] == "float32"
+    images = torch.rand(2, 3, 64, 64)
+    assert torch.allclose(model.embed(images), loaded.embed(images))
+
+
+def test_a_pickle_is_refused_without_being_opened(tmp_path):
+    path = tmp_path / "student.pt"
+    path.write_bytes(pickle.dumps({"boom": 1}))
+    with pytest.raises(ValueError, match="only .safetensors"):
+        load_checkpoint(path)
+
+
+def test_a_pickle_renamed_safetensors_or_a_tampered_file_is_refused(tmp_path):
+    card = {"architecture": "student", "arguments": {}}
+    fake = tmp_path / "fake.safetensors"
+    fake.write_bytes(pickle.dumps({"boom": 1}))
+    fake.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="not a valid safetensors file"):
+        load_checkpoint(fake)
+    real = save_checkpoint(build_model("student"), tmp_path / "real.safetensors", card)
+    data = bytearray(real.read_bytes())
+    real.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(ValueError, match="not a valid safetensors file"):
+        load_checkpoint(real)
+
+
+def test_weights_that_do_not_match_the_card_are_refused(tmp_path):
+    path = save_checkpoint(build_model("student", widths=(8, 16), strides=(2,)), tmp_path / "s.safetensors",
+                           {"architecture": "student", "arguments": {}})
+    with pytest.raises(ValueError, match="does not match its card"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("name", ["teacher", "student"])
+def test_the_shipped_checkpoints_load_and_match_their_cards(name):
+    model, card = load_checkpoint(CHECKPOINT_DIR / f"{name}.safetensors")
+    assert count_parameters(model) == card["parameters"]
+    assert card["input_size"] == 64 and len(card["base_mean"]) == model.embedding_dim
+    embeddings = model.embed(torch.rand(3, 3, 64, 64))
+    assert embeddings.shape == (3, model.embedding_dim)
+    assert torch.allclose(embeddings.norm(dim=1), torch.ones(3), atol=1e-4)
+
+
+def test_the_student_is_at_most_100k_parameters_and_the_teacher_at_most_25_mb():
+    student, _ = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
+    assert count_parameters(student) <= 100_000
+    assert (CHECKPOINT_DIR / "teacher.safetensors").stat().st_size <= 25_000_000

@@ -1,0 +1,28 @@
+"""The served page through gradio_client, as the README's API example uses it."""
+from gradio_client import Client, handle_file
+
+import app
+
+
+def test_classify_through_gradio_client(server_url):
+    client = Client(server_url, verbose=False)
+    supports, labels = [], []
+    for name in ["Pikachu", "Gengar", "Onix"]:
+        for item in app.GALLERY.by_name[name][:2]:
+            supports.append(handle_file(str(app.GALLERY.path(item.file))))
+            labels.append(name)
+    query = handle_file(str(app.GALLERY.path(app.GALLERY.by_name["Onix"][-1].file)))
+    out = client.predict(supports, ",".join(labels), [query], 3, api_name="/classify")
+    assert out["classes"] == ["Pikachu", "Gengar", "Onix"]
+    assert {"teacher", "student", "student+fine-tune"} <= set(out["predictions"][0])
+
+
+def test_the_server_does_not_serve_files_outside_the_gallery(server_url):
+    import httpx
+
+    for path in ["gradio_api/file=checkpoints/student.json", "gradio_api/file=/etc/passwd",
+                 "gradio_api/file=app.py", "gradio_api/file=assets/gallery/../../app.py"]:
+        response = httpx.get(server_url + path)
+        assert response.status_code in (403, 404), path
+    gallery_file = app.GALLERY.path(app.GALLERY.items[0].file)
+    assert httpx.get(server_url + f"gradio_api/file={gallery_file}").status_code == 200
