@@ -64,6 +64,24 @@ def _truth(path: str) -> tuple[str | None, str]:
     return (item.name, item.source) if item else (None, "upload")
 
 
+class SessionFiles:
+    """The uploads of one visitor (copies in Gradio's cache), deleted when their session ends."""
+
+    def __init__(self):
+        self.paths: set[str] = set()
+
+    def add(self, paths: list[str]) -> None:
+        self.paths.update(p for p in paths if GALLERY.identify(p) is None)  # gallery copies are shared: keep them
+
+    def remove_all(self) -> None:
+        for path in self.paths:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+        self.paths.clear()
+
+
 def set_ways(n_way: int):
     return [gr.update(visible=k < n_way) for k in range(MAX_WAY)]
 
@@ -135,9 +153,10 @@ def results_html(result: TaskResult) -> str:
 def run(n_way, n_shot, steps, tune_teacher, *values, progress=gr.Progress()):
     """Queued: read and check the visitor's images, then classify with both models."""
     names, galleries = values[:MAX_WAY], values[MAX_WAY:2 * MAX_WAY]
-    queries, cancel, method, parameter, seed, thumbnails = values[2 * MAX_WAY:]
+    queries, cancel, method, parameter, seed, thumbnails, uploads = values[2 * MAX_WAY:]
     if MODELS is None:
         raise gr.Error(MODELS_PROBLEM)
+    uploads.add([p for g in galleries for p in _paths(g)] + _paths(queries))
     cancel.clear()
     started = time.perf_counter()
     n_way, n_shot = int(n_way), int(n_shot)
@@ -163,9 +182,9 @@ def run(n_way, n_shot, steps, tune_teacher, *values, progress=gr.Progress()):
             gr.update(maximum=max(1, snapshots), value=snapshots, interactive=snapshots > 0))
 
 
-def classify_api(support_files, support_labels: str, query_files, steps: float = 20):
+def classify_api(support_files, support_labels: str, query_files, steps: float = 20, maps: bool = False):
     """API: support images with one class name each (comma-separated, in order) and query images ->
-    predictions of teacher, student and fine-tuned student."""
+    predictions of teacher, student and fine-tuned student (and, with maps, both t-SNE maps' points)."""
     if MODELS is None:
         raise gr.Error(MODELS_PROBLEM)
     labels = [s.strip() for s in (support_labels or "").split(",")]
@@ -182,12 +201,22 @@ def classify_api(support_files, support_labels: str, query_files, steps: float =
     queries, bad = read_pictures([(getattr(f, "name", f), None, "upload") for f in (query_files or [])],
                                  MODELS.image_size)
     problems += bad
+    for path in paths + [getattr(f, "name", f) for f in (query_files or [])]:
+        if GALLERY.identify(path) is None:
+            try:  # an API call is its own session: its uploaded copies go as soon as it is answered
+                os.remove(path)
+            except OSError:
+                pass
     n_shot = min((len(s) for s in supports), default=0)
     try:
         result = run_task(MODELS, classes, supports, queries, max(1, n_shot), int(steps), snapshot_every=0)
     except ValueError as error:
         raise gr.Error(" ".join([str(error)] + problems)) from None
-    return {"classes": result.class_names, "skipped": problems,
+    drawn = {}
+    if maps:
+        for key, figure in zip(("teacher", "student"), draw_maps(result, "t-SNE", 10, 0, False)):
+            drawn[key] = [[float(x), float(y)] for trace in figure.data for x, y in zip(trace.x, trace.y)]
+    return {"classes": result.class_names, "skipped": problems, "maps": drawn,
             "predictions": [{"query": q.name, **{k: {"label": result.class_names[int(p[i].argmax())],
                                                      "confidence": round(float(p[i].max()), 4)}
                                                  for k, p in result.probabilities.items()}}
@@ -246,6 +275,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
     if MODELS_PROBLEM:
         gr.Markdown(f"⚠️ {MODELS_PROBLEM}")
     cancel_state = gr.State(CancelFlag())
+    uploads_state = gr.State(SessionFiles(), delete_callback=lambda files: files.remove_all())
     result_state = gr.State(None)
     with gr.Tab("Few-shot task"):
         with gr.Row():
@@ -304,6 +334,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
         api_labels = gr.Textbox()
         api_queries = gr.File(file_count="multiple")
         api_steps = gr.Number(value=20)
+        api_maps = gr.Checkbox(value=False)
         api_out = gr.JSON()
         api_button = gr.Button()
 
@@ -316,7 +347,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
     query_picker.change(add_query_species, [query_picker, queries], [queries, query_picker], api_visibility="private")
     run_event = run_button.click(
         run, [n_way, n_shot, steps, tune_teacher, *slot_names, *slot_galleries, queries, cancel_state, method,
-              parameter, map_seed, thumbnails],
+              parameter, map_seed, thumbnails, uploads_state],
         [predictions, status, teacher_plot, student_plot, result_state, snapshot], api_visibility="private",
         concurrency_limit=2, concurrency_id="task")
     cancel_button.click(lambda flag: flag.set(), cancel_state, None, queue=False, api_visibility="private")
@@ -324,7 +355,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
     for control in (method, parameter, map_seed, thumbnails):
         control.change(draw_maps, redraw_inputs, [teacher_plot, student_plot], api_visibility="private")
     snapshot.release(draw_maps, redraw_inputs, [teacher_plot, student_plot], api_visibility="private")
-    api_button.click(classify_api, [api_support, api_labels, api_queries, api_steps], api_out, api_name="classify",
+    api_button.click(classify_api, [api_support, api_labels, api_queries, api_steps, api_maps], api_out, api_name="classify",
                      concurrency_limit=2, concurrency_id="task")
     measure_button.click(measure_here, None, measured, api_visibility="private", concurrency_limit=1)
     demo.load(compression_figures, None, [accuracy_plot, parameters_plot, latency_plot, pruning_plot],

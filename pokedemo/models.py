@@ -59,7 +59,7 @@ def _separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 class Student(Embedder):
     """Depthwise-separable CNN: 64 px -> 32 -> 16 -> 8 -> 4, global average pool, D = widths[-1]."""
 
-    def __init__(self, widths: tuple[int, ...] = (24, 48, 64, 96, 128, 160, 200),
+    def __init__(self, widths: tuple[int, ...] = (24, 48, 64, 96, 128, 176, 216),
                  strides: tuple[int, ...] = (1, 2, 1, 2, 1, 2)):
         super().__init__()
         if len(strides) != len(widths) - 1:
@@ -68,6 +68,7 @@ class Student(Embedder):
         layers += [_separable(a, b, s) for a, b, s in zip(widths[:-1], widths[1:], strides)]
         self.body = nn.Sequential(*layers)
         self.embedding_dim = widths[-1]
+        self.arguments = {"widths": list(widths), "strides": list(strides)}
 
     def features(self, x: Tensor) -> Tensor:
         return self.body(x).mean(dim=(2, 3))

@@ -124,8 +124,8 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
         if teacher_card["arguments"].get("n_classes") != n_classes:
             raise ValueError(f"the teacher knows {teacher_card['arguments'].get('n_classes')} classes, "
                              f"the data has {n_classes}: train both on the same --data")
-        arguments = {}
-        model = build_model(args.architecture, **arguments).to(device)
+        model = build_model(args.architecture).to(device)
+        arguments = getattr(model, "arguments", {})
         heads = TrainingHeads(model.embedding_dim, n_classes, teacher_dim=teacher.embedding_dim if config.beta else 0)
         heads = heads.to(device)
     optimiser = torch.optim.AdamW(list(model.parameters()) + list(heads.parameters()),

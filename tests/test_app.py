@@ -1,6 +1,8 @@
 """app.py: the page's handlers called directly (no server), as the browser would call them."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -21,7 +23,7 @@ def run_random_task(seed=1, n_way=5, n_shot=5, n_query=3, steps=5, cancel=None, 
     galleries = filled[app.MAX_WAY:2 * app.MAX_WAY]
     queries = list(filled[2 * app.MAX_WAY]) + list(extra_queries)
     return app.run(n_way, n_shot, steps, False, *names, *galleries, queries, cancel or CancelFlag(), method, 10, 0,
-                   False, progress=NoProgress())
+                   False, app.SessionFiles(), progress=NoProgress())
 
 
 def test_the_shipped_models_load_and_the_gallery_has_every_novel_species():
@@ -58,7 +60,7 @@ def test_too_few_support_images_is_a_clear_error():
     names = [u["value"] for u in filled[:app.MAX_WAY]]
     with pytest.raises(gr.Error, match=r"class 1 .* has 2 usable image\(s\); a 5-shot task needs at least 5"):
         app.run(5, 5, 0, False, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[20], CancelFlag(), "PCA", 10, 0,
-                False, progress=NoProgress())
+                False, app.SessionFiles(), progress=NoProgress())
 
 
 def test_duplicate_class_names_are_refused():
@@ -67,7 +69,7 @@ def test_duplicate_class_names_are_refused():
     names[1] = names[0]
     with pytest.raises(gr.Error, match="both called"):
         app.run(5, 5, 0, False, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[20], CancelFlag(), "PCA", 10, 0,
-                False, progress=NoProgress())
+                False, app.SessionFiles(), progress=NoProgress())
 
 
 def test_a_cancelled_run_reports_it_and_leaves_the_shared_student_untouched():
@@ -83,7 +85,7 @@ def test_a_cancelled_run_reports_it_and_leaves_the_shared_student_untouched():
                 flag.set()
 
     _, status, *_ = app.run(3, 2, 50, False, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[20], flag, "PCA",
-                            10, 0, False, progress=CancelDuringFineTuning())
+                            10, 0, False, app.SessionFiles(), progress=CancelDuringFineTuning())
     assert "cancelled" in status
     assert all((before[k] == v).all() for k, v in app.MODELS.student.state_dict().items())
 
@@ -118,3 +120,13 @@ def test_gallery_paths_cannot_leave_the_gallery():
     for bad in ["../checkpoints/student.json", "/etc/passwd", "../../app.py", "index.csv/../../app.py"]:
         with pytest.raises(ValueError):
             app.GALLERY.path(bad)
+
+
+def test_a_sessions_uploads_are_deleted_when_it_ends_but_gallery_files_stay(tmp_path):
+    upload = tmp_path / "mine.png"
+    upload.write_bytes(b"x")
+    files = app.SessionFiles()
+    gallery_file = str(app.GALLERY.path(app.GALLERY.items[0].file))
+    files.add([str(upload), gallery_file])
+    files.remove_all()
+    assert not upload.exists() and Path(gallery_file).exists()

@@ -1,0 +1,59 @@
+"""Measure the served app through gradio_client: start-up time, task latency (5-way 5-shot, 25 queries,
+student fine-tuned, both t-SNE maps drawn) and server memory over repeated tasks.
+
+    python scripts/bench_app.py [--tasks 20] [--json docs/app-benchmark.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from gradio_client import Client, handle_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pokedemo.config import ASSETS_DIR  # noqa: E402
+from pokedemo.data.gallery import Gallery  # noqa: E402
+from scripts.serve import gallery_task, start_server  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    gallery = Gallery(ASSETS_DIR / "gallery")
+    process, url, startup = start_server()
+    try:
+        client = Client(url, verbose=False)
+        memory = psutil.Process(process.pid)
+        latencies, rss = [], []
+        for task in range(args.tasks):
+            paths, labels, queries, names = gallery_task(gallery, seed=task, n_query=5)
+            started = time.perf_counter()
+            out = client.predict([handle_file(p) for p in paths], labels, [handle_file(q) for q in queries],
+                                 args.steps, True, api_name="/classify")
+            latencies.append(time.perf_counter() - started)
+            assert out["classes"] == names and out["maps"]["teacher"] and out["maps"]["student"]
+            rss.append(memory.memory_info().rss / 2**20)
+            print(f"task {task + 1}: {latencies[-1]:.2f} s, server RSS {rss[-1]:.0f} MiB", flush=True)
+    finally:
+        process.terminate()
+        process.wait(10)
+    report = {"command": "python scripts/bench_app.py " + " ".join(sys.argv[1:]), "startup_seconds": startup,
+              "first_task_seconds": latencies[0], "median_task_seconds": statistics.median(latencies),
+              "max_task_seconds": max(latencies), "tasks": args.tasks, "fine_tune_steps": args.steps,
+              "rss_mib_after_first": rss[0], "rss_mib_after_last": rss[-1], "rss_mib_max": max(rss)}
+    print(json.dumps(report, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
