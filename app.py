@@ -223,6 +223,20 @@ def classify_api(support_files, support_labels: str, query_files, steps: float =
                             for i, q in enumerate(queries)]}
 
 
+def val_maps():
+    """The precomputed maps of the 50 val species (python -m pokedemo.bench valmap)."""
+    path = ASSETS_DIR / "val_map.json"
+    if not path.exists():
+        return None, None
+    data = json.loads(path.read_text())
+    names = sorted(set(data["species"]))
+    labels = np.asarray([names.index(s) for s in data["species"]])
+    hover = [f"{s} ({k})" for s, k in zip(data["species"], data["source"])]
+    role = np.asarray(["query"] * len(labels))
+    return tuple(viz.embedding_figure(np.asarray(data[m]), labels, role, names, hover, title=f"{m}: 50 val species")
+                 for m in ("teacher", "student"))
+
+
 def compression_figures():
     if not BENCHMARKS.exists():
         return None, None, None, None
@@ -300,7 +314,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
                                  height=180, sources=["upload", "webcam", "clipboard"], elem_id="queries")
             with gr.Column(scale=0, min_width=200):
                 query_picker = gr.Dropdown(GALLERY.species_names, label="add queries from gallery", value=None)
-                steps = gr.Slider(0, 100, value=20, step=5, label="student fine-tuning steps")
+                steps = gr.Slider(0, 100, value=20, step=5, label="student fine-tuning steps", elem_id="steps")
                 tune_teacher = gr.Checkbox(label="fine-tune the teacher too (slower)")
         with gr.Row():
             run_button = gr.Button("▶ Run", variant="primary", elem_id="run")
@@ -317,6 +331,11 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
         with gr.Row():
             teacher_plot = gr.Plot(label="teacher", elem_id="teacher-plot")
             student_plot = gr.Plot(label="student", elem_id="student-plot")
+    with gr.Tab("Val species map"):
+        gr.Markdown("t-SNE of 50 species used only for model selection (never trained on), 8 pictures each: "
+                    "how well each model separates species it did not learn. Made by `python -m pokedemo.bench valmap`.")
+        with gr.Row():
+            val_teacher_plot, val_student_plot = gr.Plot(), gr.Plot()
     with gr.Tab("Compression"):
         gr.Markdown("Measured by `python -m pokedemo.bench all` (see docs/benchmarks.md); the button measures "
                     "this host live.")
@@ -358,6 +377,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
     api_button.click(classify_api, [api_support, api_labels, api_queries, api_steps, api_maps], api_out, api_name="classify",
                      concurrency_limit=2, concurrency_id="task")
     measure_button.click(measure_here, None, measured, api_visibility="private", concurrency_limit=1)
+    demo.load(val_maps, None, [val_teacher_plot, val_student_plot], api_visibility="private")
     demo.load(compression_figures, None, [accuracy_plot, parameters_plot, latency_plot, pruning_plot],
               api_visibility="private")
 

@@ -66,6 +66,26 @@ def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, ch
     return rows
 
 
+def val_map(out: Path, per_species: int = 8, seed: int = 0) -> Path:
+    """t-SNE maps of the val species (never trained on) for teacher and student, saved for the app."""
+    from .data.dataset import species_table
+    from .projection import project
+
+    val = SpriteDataset.load().subset(split_species()["val"])
+    rng = np.random.default_rng(seed)
+    keep = np.concatenate([rng.choice(np.flatnonzero(val.species == s), min(per_species, int((val.species == s).sum())),
+                                      replace=False) for s in np.unique(val.species)])
+    names = species_table()
+    report = {"command": f"python -m pokedemo.bench valmap", "species": [names[int(s)]["name"] for s in val.species[keep]],
+              "source": [val.source_kind[int(s)] for s in val.source[keep]]}
+    for name in ("teacher", "student"):
+        model, _ = load_checkpoint(CHECKPOINT_DIR / f"{name}.safetensors")
+        report[name] = project(embed_array(model, val.images[keep]).numpy(), "t-SNE", 30, seed).round(3).tolist()
+    out.write_text(json.dumps(report))
+    print(f"wrote {out} ({len(keep)} images of {len(np.unique(val.species))} val species)")
+    return out
+
+
 def print_table(rows: list[dict]) -> None:
     print(f"{'model':<16} {'way':>3} {'shot':>4} {'episodes':>8}  {'accuracy':>16} {'seconds':>8}")
     for r in rows:
@@ -86,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     few.add_argument("--no-centre", dest="centre", action="store_false", help="skip SimpleShot centring")
     few.add_argument("--threads", type=int, default=2)
     few.add_argument("--json", type=Path, help="write the rows as JSON here")
+    valmap = commands.add_parser("valmap", help="t-SNE maps of the val species for the app (assets/val_map.json)")
+    valmap.add_argument("--out", type=Path, default=Path("assets/val_map.json"))
+    valmap.add_argument("--threads", type=int, default=2)
     scoreboard = commands.add_parser("all", help="the compression scoreboard: docs/benchmarks.md and .json")
     scoreboard.add_argument("--episodes", type=int, default=600)
     scoreboard.add_argument("--fine-tune-episodes", type=int, default=100)
@@ -102,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps(rows, indent=1))
+        elif args.command == "valmap":
+            val_map(args.out)
         else:
             from .scoreboard import run_scoreboard
             run_scoreboard(args)

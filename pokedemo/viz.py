@@ -12,6 +12,11 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#17becf"]
 
 
+def colour(k: int, n: int) -> str:
+    """Distinct colours: the palette for up to 10 classes, evenly spaced hues beyond."""
+    return PALETTE[k % len(PALETTE)] if n <= len(PALETTE) else f"hsl({int(360 * k / n)}, 70%, 45%)"
+
+
 def png_data_uri(image: np.ndarray, size: int = 48) -> str:
     """(S, S, 3) uint8 -> a small inline PNG (no file on disk, nothing shared between visitors)."""
     buffer = io.BytesIO()
@@ -39,8 +44,8 @@ def embedding_figure(coords: np.ndarray, labels: np.ndarray, role: np.ndarray, c
                 continue
             figure.add_trace(go.Scatter(
                 x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=f"{name} ({kind})",
-                legendgroup=name, showlegend=kind == "support" or not (role == "support").any(),
-                marker=dict(color=PALETTE[k % len(PALETTE)], **style),
+                legendgroup=name, showlegend=len(class_names) <= 10 and (kind == "support" or not (role == "support").any()),
+                marker=dict(color=colour(k, len(class_names)), **style),
                 text=[hover[i] for i in np.flatnonzero(mask)], hoverinfo="text"))
     if mistakes.any():
         figure.add_trace(go.Scatter(x=coords[mistakes, 0], y=coords[mistakes, 1], mode="markers", name="mistake",

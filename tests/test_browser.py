@@ -40,8 +40,25 @@ def test_a_random_task_runs_and_shows_predictions_and_both_maps(page, tmp_path_f
 
 
 def test_switching_to_umap_redraws_the_maps(page):
-    page.get_by_label("UMAP").check()
-    expect(page.locator("#teacher-plot .js-plotly-plot")).to_be_visible(timeout=60_000)
+    before = page.locator("#teacher-plot .js-plotly-plot").inner_html()
+    page.get_by_role("radio", name="UMAP").check()
+    for _ in range(120):
+        page.wait_for_timeout(500)
+        if page.locator("#teacher-plot .js-plotly-plot").count() and \
+                page.locator("#teacher-plot .js-plotly-plot").inner_html() != before:
+            break
+    else:
+        raise AssertionError("the teacher's map was not redrawn after switching to UMAP")
+    expect(page.locator("#student-plot .js-plotly-plot")).to_be_visible()
+
+
+def test_cancel_during_a_long_fine_tuning_still_shows_predictions(page):
+    page.locator("#steps input[type=number]").fill("100")
+    page.locator("#steps input[type=number]").press("Enter")
+    page.click("#run")
+    page.wait_for_timeout(1500)
+    page.click("#cancel")
+    expect(page.locator("#status")).to_contain_text("Fine-tuning was cancelled", timeout=120_000)
 
 
 def test_a_bad_upload_shows_a_message_naming_the_file(page, tmp_path):
