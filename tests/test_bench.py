@@ -1,0 +1,30 @@
+"""pokedemo.bench on a tiny prepared dataset: the command, its table and its JSON rows."""
+import json
+
+from pokedemo.bench import main as bench_main
+from pokedemo.data.__main__ import main as data_main
+from tests.conftest import build_package
+
+
+def test_fewshot_bench_writes_one_json_row_per_model_and_shot(tmp_path, data_root, capsys):
+    colours = [(230, 20, 20), (20, 200, 20), (20, 20, 230), (230, 230, 20), (20, 220, 220), (220, 20, 220),
+               (120, 120, 120), (90, 60, 30)]
+    tarball = build_package(tmp_path / "p.tgz", dict(zip([1, 2, 3, 4, 5, 6, 200, 300], colours)), n_frames=8,
+                            uniform=True)
+    assert data_main(["prepare", "--tarball", str(tarball)]) == 0
+    out = tmp_path / "rows.json"
+    assert bench_main(["fewshot", "--model", "pixels", "--model", "random-student", "--episodes", "20",
+                       "--json", str(out), "--threads", "1"]) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["model"], r["n_shot"]) for r in rows] == [("pixels", 1), ("pixels", 5), ("random-student", 1),
+                                                         ("random-student", 5)]
+    assert set(rows[0]) == {"model", "n_way", "n_shot", "n_query", "episodes", "seed", "accuracy", "ci95", "seconds"}
+    assert all(0.2 <= r["accuracy"] <= 1 and r["episodes"] == 20 for r in rows)
+    # colours separate the toy species: raw pixels must beat chance by far
+    assert rows[1]["accuracy"] > 0.6
+    assert "pixels" in capsys.readouterr().out
+
+
+def test_a_missing_dataset_is_a_clear_error(data_root, capsys):
+    assert bench_main(["fewshot", "--model", "pixels", "--episodes", "5"]) == 1
+    assert "python -m pokedemo.data prepare" in capsys.readouterr().err
