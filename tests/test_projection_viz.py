@@ -1,0 +1,46 @@
+"""pokedemo.projection and pokedemo.viz: arrays in, maps and figures out."""
+import numpy as np
+import pytest
+
+from pokedemo.projection import project
+from pokedemo.viz import accuracy_figure, embedding_figure
+
+
+@pytest.mark.parametrize("method", ["PCA", "t-SNE", "UMAP"])
+def test_every_method_maps_n_points_to_2d_and_keeps_clusters_apart(method):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16)) * 10
+    points = np.concatenate([c + rng.normal(size=(10, 16)) for c in centres])
+    coords = project(points, method, 5, seed=0)
+    assert coords.shape == (30, 2) and np.isfinite(coords).all()
+    labels = np.repeat(np.arange(3), 10)
+    means = np.stack([coords[labels == k].mean(0) for k in range(3)])
+    within = np.mean([np.linalg.norm(coords[labels == k] - means[k], axis=1).mean() for k in range(3)])
+    between = np.min([np.linalg.norm(means[a] - means[b]) for a in range(3) for b in range(a + 1, 3)])
+    assert between > within
+
+
+def test_a_map_needs_three_points_and_a_known_method():
+    with pytest.raises(ValueError, match="at least 3 points"):
+        project(np.zeros((2, 4)), "PCA")
+    with pytest.raises(ValueError, match="unknown projection"):
+        project(np.zeros((5, 4)), "LDA")
+
+
+def test_the_embedding_figure_draws_roles_mistakes_and_thumbnails():
+    coords = np.arange(12, dtype=float).reshape(6, 2)
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    role = np.array(["support", "support", "query", "query", "prototype", "prototype"])
+    mistakes = np.array([False, False, True, False, False, False])
+    thumbs = [np.zeros((8, 8, 3), np.uint8)] * 4 + [None, None]
+    figure = embedding_figure(coords, labels, role, ["a", "b"], [str(i) for i in range(6)], mistakes, "t", thumbs)
+    names = [trace.name for trace in figure.data]
+    assert "a (support)" in names and "b (prototype)" in names and "mistake" in names
+    assert figure.data[names.index("a (prototype)")].marker.symbol == "star"
+    assert len(figure.layout.images) == 4
+
+
+def test_the_accuracy_figure_has_a_bar_group_per_shot_with_error_bars():
+    rows = [{"model": m, "n_shot": s, "accuracy": 0.8, "ci95": 0.01} for m in ("pixels", "student") for s in (1, 5)]
+    figure = accuracy_figure(rows)
+    assert [t.name for t in figure.data] == ["1-shot", "5-shot"] and list(figure.data[0].error_y.array) == [1.0, 1.0]
