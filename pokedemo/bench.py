@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     valmap = commands.add_parser("valmap", help="t-SNE maps of the val species for the app (assets/val_map.json)")
     valmap.add_argument("--out", type=Path, default=Path("assets/val_map.json"))
     valmap.add_argument("--threads", type=int, default=2)
+    curve = commands.add_parser("finetune-curve", help="student fine-tuning: val accuracy vs steps vs seconds")
+    curve.add_argument("--episodes", type=int, default=100)
+    curve.add_argument("--threads", type=int, default=2)
+    curve.add_argument("--out", type=Path, default=Path("docs/finetune-curve.json"))
     scoreboard = commands.add_parser("all", help="the compression scoreboard: docs/benchmarks.md and .json")
     scoreboard.add_argument("--episodes", type=int, default=600)
     scoreboard.add_argument("--fine-tune-episodes", type=int, default=100)
@@ -127,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
                 args.json.write_text(json.dumps(rows, indent=1))
         elif args.command == "valmap":
             val_map(args.out)
+        elif args.command == "finetune-curve":
+            from .scoreboard import fine_tune_curve
+
+            student, card = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
+            val = SpriteDataset.load().subset(split_species()["val"])
+            curve = fine_tune_curve(student, card, val, args.episodes)
+            args.out.write_text(json.dumps({"command": "python -m pokedemo.bench " + " ".join(sys.argv[1:]),
+                                            "curve": curve}, indent=1))
         else:
             from .scoreboard import run_scoreboard
             run_scoreboard(args)
