@@ -182,7 +182,7 @@ def run(n_way, n_shot, steps, tune_teacher, *values, progress=gr.Progress()):
             gr.update(maximum=max(1, snapshots), value=snapshots, interactive=snapshots > 0))
 
 
-def classify_api(support_files, support_labels: str, query_files, steps: float = 20, maps: bool = False):
+def classify_api(support_files, support_labels: str, query_files, steps: float = 5, maps: bool = False):
     """API: support images with one class name each (comma-separated, in order) and query images ->
     predictions of teacher, student and fine-tuned student (and, with maps, both t-SNE maps' points)."""
     if MODELS is None:
@@ -314,7 +314,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
                                  height=180, sources=["upload", "webcam", "clipboard"], elem_id="queries")
             with gr.Column(scale=0, min_width=200):
                 query_picker = gr.Dropdown(GALLERY.species_names, label="add queries from gallery", value=None)
-                steps = gr.Slider(0, 100, value=20, step=5, label="student fine-tuning steps", elem_id="steps")
+                steps = gr.Slider(0, 100, value=5, step=5, label="student fine-tuning steps", elem_id="steps")
                 tune_teacher = gr.Checkbox(label="fine-tune the teacher too (slower)")
         with gr.Row():
             run_button = gr.Button("▶ Run", variant="primary", elem_id="run")
@@ -352,7 +352,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
         api_support = gr.File(file_count="multiple")
         api_labels = gr.Textbox()
         api_queries = gr.File(file_count="multiple")
-        api_steps = gr.Number(value=20)
+        api_steps = gr.Number(value=5)
         api_maps = gr.Checkbox(value=False)
         api_out = gr.JSON()
         api_button = gr.Button()

@@ -97,7 +97,7 @@ class TaskResult:
 
 
 def run_task(models: Models, class_names: list[str], supports: list[list[Picture]], queries: list[Picture],
-             n_shot: int, fine_tune_steps: int = 20, fine_tune_teacher: bool = False,
+             n_shot: int, fine_tune_steps: int = 5, fine_tune_teacher: bool = False,
              cancel: threading.Event | None = None, progress: Callable[[float, str], None] | None = None,
              snapshot_every: int = 5) -> TaskResult:
     """Classify `queries` with teacher, student and fine-tuned student. The shared models are never modified."""
