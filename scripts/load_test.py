@@ -47,7 +47,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--visitors", type=int, default=10)
     parser.add_argument("--tasks", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--max-seconds", type=float, default=900)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
