@@ -1,0 +1,111 @@
+"""Training data behind one interface: the sprites (base / val species), CIFAR-10 (the source
+report's protocol, 28x28) or any ImageFolder, plus unlabeled images for distillation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from ..config import DataConfig, data_dir
+from ..images import decode_image, to_model_image
+from .dataset import SpriteDataset, split_species
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
+
+
+@dataclass
+class TrainData:
+    """images: (N, S, S, 3) uint8; labels: (N,) 0..n_classes-1. Validation arrays have a source
+    per image so episodes can stay source-disjoint. `classes`: the original class ids / names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    val_images: np.ndarray
+    val_labels: np.ndarray
+    val_sources: np.ndarray
+    classes: list
+    data_hash: str
+    image_size: int
+
+
+def _holdout(images: np.ndarray, labels: np.ndarray, classes: list, data_hash: str, seed: int = 0) -> TrainData:
+    """For data without held-out classes: every class trains; 10% of each class's images are held out
+    for model selection (each image its own source)."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        indices = np.flatnonzero(labels == label)
+        held[rng.choice(indices, max(2, len(indices) // 10), replace=False)] = True
+    return TrainData(images[~held], labels[~held], images[held], labels[held], np.flatnonzero(held),
+                     classes, data_hash, images.shape[1])
+
+
+def sprite_data(config: DataConfig = DataConfig(), root: Path | None = None) -> TrainData:
+    """Base species train; val species select. Novel (Gen I) species are never loaded here."""
+    dataset = SpriteDataset.load(config, root)
+    splits = split_species(config)
+    base, val = dataset.subset(splits["base"]), dataset.subset(splits["val"])
+    classes = sorted(np.unique(base.species).tolist())
+    lookup = {species: index for index, species in enumerate(classes)}
+    return TrainData(base.images, np.asarray([lookup[s] for s in base.species]), val.images, val.species, val.source,
+                     classes, dataset.manifest["tarball_sha512"], config.image_size)
+
+
+def folder_images(folder: Path, image_size: int) -> tuple[np.ndarray, list[Path]]:
+    """Every readable image under folder, preprocessed; unreadable files are skipped with a message."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    images, kept = [], []
+    for file in tqdm(files, desc=f"reading {folder}", unit="img"):
+        try:
+            images.append(to_model_image(decode_image(file.read_bytes(), str(file)), image_size))
+            kept.append(file)
+        except ValueError as error:
+            print(f"skipped: {error}")
+    if not images:
+        raise ValueError(f"no readable images under {folder}")
+    return np.stack(images), kept
+
+
+def folder_data(folder: Path, image_size: int = 64) -> TrainData:
+    """An ImageFolder: one sub-folder per class."""
+    images, files = folder_images(folder, image_size)
+    names = sorted({f.relative_to(folder).parts[0] for f in files})
+    if len(names) < 2:
+        raise ValueError(f"{folder} needs one sub-folder per class (found {len(names)} classes)")
+    labels = np.asarray([names.index(f.relative_to(folder).parts[0]) for f in files])
+    return _holdout(images, labels, names, f"folder:{Path(folder).resolve()}:{len(files)}")
+
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def cifar10_data(root: Path | None = None, image_size: int = 28) -> TrainData:
+    """CIFAR-10's training set in its *binary* version (cifar-10-batches-bin, no pickle), resized to
+    28x28 as in the source report. It must already be in the data folder: nothing is downloaded."""
+    folder = Path(root or data_dir()) / "cifar-10-batches-bin"
+    files = sorted(folder.glob("data_batch_*.bin"))
+    if not files:
+        raise FileNotFoundError(f"CIFAR-10 is not in {folder}: download cifar-10-binary.tar.gz from "
+                                "https://www.cs.toronto.edu/~kriz/cifar.html and extract it into the data folder")
+    records = np.concatenate([np.fromfile(f, dtype=np.uint8).reshape(-1, 1 + 3 * 32 * 32) for f in files])
+    labels = records[:, 0].astype(np.int64)
+    pixels = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    images = np.stack([np.asarray(Image.fromarray(x).resize((image_size, image_size), Image.Resampling.BILINEAR))
+                       for x in pixels])
+    present = sorted(np.unique(labels).tolist())
+    labels = np.searchsorted(present, labels)
+    return _holdout(images, labels, [CIFAR10_CLASSES[k] for k in present], f"cifar10-bin:{len(images)}")
+
+
+def load_train_data(spec: str, image_size: int = 64) -> TrainData:
+    """spec: 'sprites' | 'cifar10' | 'folder:PATH'."""
+    if spec == "sprites":
+        return sprite_data(DataConfig(image_size=image_size))
+    if spec == "cifar10":
+        return cifar10_data()
+    if spec.startswith("folder:"):
+        return folder_data(Path(spec[len("folder:"):]), image_size)
+    raise ValueError(f"--data must be sprites, cifar10 or folder:PATH, got '{spec}'")

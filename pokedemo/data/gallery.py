@@ -1,0 +1,112 @@
+"""The app's gallery: a few preprocessed frames per source of every novel species, as PNG + index."""
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .dataset import SpriteDataset, species_table
+
+
+def export_gallery(dataset: SpriteDataset, out: Path, frames_per_source: int = 2) -> Path:
+    """Write out/<species>-<kind>-<k>.png and out/index.csv (file, species_id, name, source)."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    names = species_table()
+    rows = []
+    for source_id in np.unique(dataset.source):
+        indices = np.flatnonzero(dataset.source == source_id)
+        picks = indices[np.linspace(0, len(indices) - 1, min(frames_per_source, len(indices))).round().astype(int)]
+        kind = dataset.source_kind[source_id]
+        for k, index in enumerate(np.unique(picks)):
+            species_id = int(dataset.species[index])
+            file = f"{species_id:03d}-{kind}-{k}.png"
+            Image.fromarray(dataset.images[index]).save(out / file, optimize=True)
+            rows.append({"file": file, "species_id": species_id, "name": names[species_id]["name"], "source": kind})
+    with open(out / "index.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "species_id", "name", "source"])
+        writer.writeheader()
+        writer.writerows(rows)
+    size = sum(p.stat().st_size for p in out.iterdir())
+    print(f"wrote {len(rows)} images of {len({r['species_id'] for r in rows})} species to {out} ({size / 1e6:.1f} MB)")
+    return out
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    file: str
+    species_id: int
+    name: str
+    source: str
+
+
+class Gallery:
+    """The exported gallery (read-only): lookups by file name, species, and seeded random tasks."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder).resolve()
+        with open(self.folder / "index.csv", newline="", encoding="utf-8") as handle:
+            self.items = [GalleryItem(r["file"], int(r["species_id"]), r["name"], r["source"])
+                          for r in csv.DictReader(handle)]
+        self.by_file = {item.file: item for item in self.items}
+        self.by_name: dict[str, list[GalleryItem]] = {}
+        for item in self.items:
+            self.by_name.setdefault(item.name, []).append(item)
+
+    @property
+    def species_names(self) -> list[str]:
+        return sorted(self.by_name, key=lambda name: self.by_name[name][0].species_id)
+
+    def path(self, file: str) -> Path:
+        """The on-disk path of a gallery file, refusing anything that is not one (../, absolute paths)."""
+        if file not in self.by_file:
+            raise ValueError(f"'{file}' is not an image of the gallery")
+        path = (self.folder / file).resolve()
+        if path.parent != self.folder:
+            raise ValueError(f"'{file}' is outside the gallery")
+        return path
+
+    def identify(self, path: str | Path) -> GalleryItem | None:
+        """The gallery item a file came from, by its name (uploads keep their names), else None."""
+        return self.by_file.get(Path(path).name)
+
+    def species_images(self, name: str, n: int, rng: np.random.Generator,
+                       exclude_sources: set[str] = frozenset()) -> list[GalleryItem]:
+        """Up to n images of a species, spread over as many sources as possible."""
+        if name not in self.by_name:
+            raise ValueError(f"'{name}' is not a species of the gallery")
+        items = [i for i in self.by_name[name] if i.source not in exclude_sources]
+        order = rng.permutation(len(items))
+        # round-robin over sources so 5 shots show front, back, shiny... rather than 5 fronts
+        by_source: dict[str, list[GalleryItem]] = {}
+        for k in order:
+            by_source.setdefault(items[k].source, []).append(items[k])
+        picked, queues = [], list(by_source.values())
+        while len(picked) < n and any(queues):
+            for queue in queues:
+                if queue and len(picked) < n:
+                    picked.append(queue.pop())
+        return picked
+
+    def random_task(self, seed: int, n_way: int = 5, n_shot: int = 5, n_query: int = 5
+                    ) -> tuple[list[str], list[list[GalleryItem]], list[GalleryItem]]:
+        """(class names, support items per class, query items): queries never share a source with the
+        support images of their class (as in the benchmark)."""
+        rng = np.random.default_rng(seed)
+        names = [self.species_names[k] for k in rng.choice(len(self.species_names), n_way, replace=False)]
+        supports, queries = [], []
+        for name in names:
+            sources = sorted({i.source for i in self.by_name[name]})
+            support_sources = set(rng.choice(sources, max(1, len(sources) * 2 // 5), replace=False).tolist())
+            support = [i for i in self.species_images(name, 10 * n_shot, rng) if i.source in support_sources]
+            while len(support) < n_shot:  # few frames in the support sources: top up from the others
+                support.append(self.species_images(name, 1, rng, {s.source for s in support} | set())[0])
+            supports.append(support[:n_shot])
+            used = {s.source for s in supports[-1]}
+            queries += self.species_images(name, n_query, rng, exclude_sources=used)
+        return names, supports, queries
