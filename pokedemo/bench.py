@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import base_mean, load_checkpoint
-from .config import CHECKPOINT_DIR, DataConfig, EpisodeConfig
+from .config import CHECKPOINT_DIR, EpisodeConfig
 from .data.dataset import EpisodeSampler, SpriteDataset, split_species
 from .fewshot import episode_accuracies, mean_ci95
 from .models import build_model, embed_array

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_FILE_BYTES = 10 * 1024 * 1024          # 10 MB per upload
 MAX_PIXELS = 4096 * 4096                   # 16.7 megapixels, checked from the header before decoding
@@ -34,9 +34,7 @@ def _first_frame_rgba(image: Image.Image) -> Image.Image:
         high = array.max() if array.size else 1.0
         scale = 255.0 / high if high > 255 else 1.0
         image = Image.fromarray(np.clip(array * scale, 0, 255).astype(np.uint8), mode="L")
-    if image.mode == "P" and "transparency" in image.info:
-        return image.convert("RGBA")
-    return image.convert("RGBA")
+    return image.convert("RGBA")  # P with transparency, LA, CMYK, L, RGB: Pillow handles each
 
 
 def load_image(path: str | os.PathLike, name: str | None = None) -> Image.Image:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .checkpoint import base_mean
-from .fewshot import FineTuneConfig, centre, classify, fine_tune, reindex_labels
+from .fewshot import FineTuneConfig, classify, fine_tune, reindex_labels
 from .images import load_image, to_model_image
 from .models import Embedder, to_tensor
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 import pytest
-from PIL import Image
 
 import app
 from pokedemo.task import CancelFlag, TaskResult

@@ -1,7 +1,6 @@
 """pokedemo.data: the real prepare path on a tiny package, splits, the episode sampler, the gallery."""
 from __future__ import annotations
 
-import json
 import subprocess
 
 import numpy as np
@@ -14,7 +13,7 @@ from pokedemo.data.__main__ import main as data_main
 from pokedemo.data.gallery import export_gallery
 from pokedemo.data.sprites import fetch_package, sha512_integrity
 from pokedemo.config import EpisodeConfig
-from tests.conftest import build_package, make_gif
+from tests.conftest import build_package
 
 
 def test_prepare_builds_frames_sources_and_manifest_from_a_tiny_package(tiny_package, data_root):
