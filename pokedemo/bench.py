@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import base_mean, load_checkpoint
+from .checkpoint import base_mean, load_checkpoint, record_scores
 from .config import CHECKPOINT_DIR, EpisodeConfig
 from .data.dataset import EpisodeSampler, SpriteDataset, split_species
 from .fewshot import episode_accuracies, mean_ci95
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     few.add_argument("--no-centre", dest="centre", action="store_false", help="skip SimpleShot centring")
     few.add_argument("--threads", type=int, default=2)
     few.add_argument("--json", type=Path, help="write the rows as JSON here")
+    few.add_argument("--record", action="store_true", help="store the figures in each checkpoint's card (`scores`)")
     valmap = commands.add_parser("valmap", help="t-SNE maps of the val species for the app (assets/val_map.json)")
     valmap.add_argument("--out", type=Path, default=Path("assets/val_map.json"))
     valmap.add_argument("--threads", type=int, default=2)
@@ -124,7 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fewshot":
             rows = []
             for name in args.model or MODEL_NAMES:
-                rows += fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint, args.centre)
+                model_rows = fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint, args.centre)
+                if args.record and name not in ("pixels", "random-student"):
+                    record_scores(args.checkpoint or CHECKPOINT_DIR / f"{name}.safetensors",
+                                  {f"novel_5way_{r['n_shot']}shot": {k: round(r[k], 4) if k in ("accuracy", "ci95")
+                                                                    else r[k] for k in ("accuracy", "ci95",
+                                                                                        "episodes", "seed")}
+                                   for r in model_rows},
+                                  "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv))
+                rows += model_rows
             print_table(rows)
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,14 @@ def read_card(path: Path) -> dict:
     return json.loads(card_file.read_text())
 
 
+def record_scores(path: Path, scores: dict, command: str) -> None:
+    """Merge benchmark figures into the card's `scores` and note the command that measured them."""
+    card = read_card(path)
+    card["scores"] = {**card.get("scores", {}), **scores}
+    card["scores_command"] = command
+    card_path(path).write_text(json.dumps(card, indent=1))
+
+
 def load_checkpoint(path: Path | str, device: str = "cpu") -> tuple[Embedder, dict]:
     """Build the model its card describes and load its weights, as float32, in eval mode.
 

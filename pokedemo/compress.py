@@ -16,19 +16,32 @@ from torch.utils.flop_counter import FlopCounterMode
 from .models import Embedder, to_tensor
 
 
-class QuantisedEmbedder(nn.Module):
-    """An int8 FX-quantised network behind the same `embed` as the float models."""
+class GraphEmbedder(nn.Module):
+    """A rewritten (BN-folded or int8-quantised) copy of a network behind the same `embed` as the float models."""
 
-    def __init__(self, quantised: nn.Module, embedding_dim: int):
+    def __init__(self, graph: nn.Module, embedding_dim: int, channels_last: bool = False):
         super().__init__()
-        self.quantised = quantised
+        self.graph = graph
         self.embedding_dim = embedding_dim
+        self.channels_last = channels_last
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.normalize(self.quantised(images), dim=-1)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return torch.nn.functional.normalize(self.graph(images), dim=-1)
 
 
-def quantise_int8(model: Embedder, calibration_images: np.ndarray, batch_size: int = 128) -> QuantisedEmbedder:
+def optimise_for_inference(model: Embedder) -> GraphEmbedder:
+    """The same arithmetic in fewer, faster kernels: BatchNorm folded into the convolutions (torch.fx)
+    and weights and inputs in channels-last layout. Used alike on teacher and student when the
+    scoreboard compares their speed."""
+    from torch.fx.experimental.optimization import fuse
+
+    folded = fuse(copy.deepcopy(model).eval()).to(memory_format=torch.channels_last)
+    return GraphEmbedder(folded, model.embedding_dim, channels_last=True).eval()
+
+
+def quantise_int8(model: Embedder, calibration_images: np.ndarray, batch_size: int = 128) -> GraphEmbedder:
     """Post-training static quantisation (x86 backend) calibrated on base-species images (N, S, S, 3) uint8."""
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
@@ -40,7 +53,7 @@ def quantise_int8(model: Embedder, calibration_images: np.ndarray, batch_size: i
     with torch.inference_mode():
         for start in range(0, len(calibration_images), batch_size):
             prepared(to_tensor(calibration_images[start:start + batch_size]))
-    return QuantisedEmbedder(convert_fx(prepared), model.embedding_dim).eval()
+    return GraphEmbedder(convert_fx(prepared), model.embedding_dim).eval()
 
 
 def prune_magnitude(model: Embedder, sparsity: float) -> Embedder:
@@ -61,7 +74,7 @@ def size_on_disk(model: nn.Module, dtype: torch.dtype | None = None) -> int:
     """Bytes of the model's state as a .safetensors file (float tensors cast to dtype), or, for an
     int8 model, as torch's serialised state (what it would take to ship it)."""
     state = model.state_dict()
-    if isinstance(model, QuantisedEmbedder):
+    if any(v.is_quantized for v in state.values() if isinstance(v, torch.Tensor)):
         buffer = io.BytesIO()
         torch.save(state, buffer)  # size measurement only: never loaded back
         return buffer.tell()
@@ -90,7 +103,7 @@ def latency_and_throughput(model: nn.Module, image_size: int = 64, repeats: int 
             model.embed(one)
             times.append(time.perf_counter() - started)
         batch_times = []
-        for _ in range(max(3, repeats // 5)):
+        for _ in range(max(3, repeats // 2)):
             started = time.perf_counter()
             model.embed(batch)
             batch_times.append(time.perf_counter() - started)

@@ -57,18 +57,21 @@ def _separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 
 class Student(Embedder):
-    """Depthwise-separable CNN: 64 px -> 32 -> 16 -> 8 -> 4, global average pool, D = widths[-1]."""
+    """Depthwise-separable CNN: a stem, then separable blocks, global average pool, D = widths[-1].
+    Stem: `patch=0` is a 3x3 stride-2 conv (64 px -> 32); `patch=p` a pxp stride-p "patchify" conv
+    (64 px -> 64/p), which skips the costly high-resolution stage of many small depthwise ops."""
 
-    def __init__(self, widths: tuple[int, ...] = (24, 48, 64, 96, 128, 176, 216),
-                 strides: tuple[int, ...] = (1, 2, 1, 2, 1, 2)):
+    def __init__(self, widths: tuple[int, ...] = (48, 64, 96, 128, 176, 216),
+                 strides: tuple[int, ...] = (1, 2, 1, 2, 1), patch: int = 4):
         super().__init__()
         if len(strides) != len(widths) - 1:
             raise ValueError(f"need one stride per block: {len(widths) - 1} blocks, {len(strides)} strides")
-        layers = [nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
+        stem = nn.Conv2d(3, widths[0], patch, patch, bias=False) if patch else nn.Conv2d(3, widths[0], 3, 2, 1, bias=False)
+        layers = [stem, nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
         layers += [_separable(a, b, s) for a, b, s in zip(widths[:-1], widths[1:], strides)]
         self.body = nn.Sequential(*layers)
         self.embedding_dim = widths[-1]
-        self.arguments = {"widths": list(widths), "strides": list(strides)}
+        self.arguments = {"widths": list(widths), "strides": list(strides), "patch": patch}
 
     def features(self, x: Tensor) -> Tensor:
         return self.body(x).mean(dim=(2, 3))

@@ -124,7 +124,7 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
         if teacher_card["arguments"].get("n_classes") != n_classes:
             raise ValueError(f"the teacher knows {teacher_card['arguments'].get('n_classes')} classes, "
                              f"the data has {n_classes}: train both on the same --data")
-        model = build_model(args.architecture).to(device)
+        model = build_model(args.architecture, **json.loads(args.arguments or "{}")).to(device)
         arguments = getattr(model, "arguments", {})
         heads = TrainingHeads(model.embedding_dim, n_classes, teacher_dim=teacher.embedding_dim if config.beta else 0)
         heads = heads.to(device)
@@ -228,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=["teacher", "student"])
     parser.add_argument("--teacher", default="checkpoints/teacher.safetensors", help="student: the teacher checkpoint")
     parser.add_argument("--architecture", default="student", choices=["student", "paper-student"])
+    parser.add_argument("--arguments", help='student: the architecture\'s arguments as JSON, e.g. \'{"patch": 4}\'')
     parser.add_argument("--data", default="sprites", help="sprites | cifar10 | folder:PATH")
     parser.add_argument("--unlabeled", help="student: a folder of unlabeled images to distil on as well")
     parser.add_argument("--image-size", type=int, default=64)
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     try:
         train(args.kind, args, config)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, json.JSONDecodeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

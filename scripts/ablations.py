@@ -1,7 +1,7 @@
 """Student ablations at a reduced budget: distillation terms, alpha, temperature, colour augmentation.
 Each variant trains from scratch (same seed, same epochs) and is scored with the benchmark protocol.
 
-    python scripts/ablations.py [--epochs 8] [--out docs/ablations.md]
+    python scripts/ablations.py [--epochs 12] [--out docs/ablations.md]
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ VARIANTS = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--episodes", type=int, default=600)
     parser.add_argument("--out", type=Path, default=Path("docs/ablations.md"))
     parser.add_argument("--only", nargs="*", help="run only these variant numbers (1-based)")

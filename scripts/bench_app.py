@@ -48,11 +48,23 @@ def main() -> int:
     report = {"command": "python scripts/bench_app.py " + " ".join(sys.argv[1:]), "startup_seconds": startup,
               "first_task_seconds": latencies[0], "median_task_seconds": statistics.median(latencies),
               "max_task_seconds": max(latencies), "tasks": args.tasks, "fine_tune_steps": args.steps,
-              "rss_mib_after_first": rss[0], "rss_mib_after_last": rss[-1], "rss_mib_max": max(rss)}
+              "rss_mib_after_first": rss[0], "rss_mib_after_last": rss[-1], "rss_mib_max": max(rss),
+              # growth per task over the second half of the run: near 0 once memory has levelled off
+              "rss_mib_per_task_second_half": _slope(rss[len(rss) // 2:]),
+              "latencies_seconds": [round(x, 3) for x in latencies], "rss_mib": [round(x, 1) for x in rss]}
     print(json.dumps(report, indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0
+
+
+def _slope(values: list[float]) -> float:
+    """Least-squares slope of values against their index (0 for fewer than 2 values)."""
+    if len(values) < 2:
+        return 0.0
+    mean_x, mean_y = (len(values) - 1) / 2, statistics.fmean(values)
+    return sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / \
+        sum((i - mean_x) ** 2 for i in range(len(values)))
 
 
 if __name__ == "__main__":

@@ -6,12 +6,17 @@ from pokedemo.data.__main__ import main as data_main
 from tests.conftest import build_package
 
 
-def test_fewshot_bench_writes_one_json_row_per_model_and_shot(tmp_path, data_root, capsys):
+def prepare_tiny_dataset(tmp_path):
+    """Eight species of uniform colours (6 novel, 1 val-range, 1 base-range), prepared into data_root."""
     colours = [(230, 20, 20), (20, 200, 20), (20, 20, 230), (230, 230, 20), (20, 220, 220), (220, 20, 220),
                (120, 120, 120), (90, 60, 30)]
     tarball = build_package(tmp_path / "p.tgz", dict(zip([1, 2, 3, 4, 5, 6, 200, 300], colours)), n_frames=8,
                             uniform=True)
     assert data_main(["prepare", "--tarball", str(tarball)]) == 0
+
+
+def test_fewshot_bench_writes_one_json_row_per_model_and_shot(tmp_path, data_root, capsys):
+    prepare_tiny_dataset(tmp_path)
     out = tmp_path / "rows.json"
     assert bench_main(["fewshot", "--model", "pixels", "--model", "random-student", "--episodes", "20",
                        "--json", str(out), "--threads", "1"]) == 0
@@ -28,3 +33,23 @@ def test_fewshot_bench_writes_one_json_row_per_model_and_shot(tmp_path, data_roo
 def test_a_missing_dataset_is_a_clear_error(data_root, capsys):
     assert bench_main(["fewshot", "--model", "pixels", "--episodes", "5"]) == 1
     assert "python -m pokedemo.data prepare" in capsys.readouterr().err
+
+
+def test_record_stores_the_measured_figures_in_the_card(tmp_path, data_root):
+    import torch
+
+    from pokedemo.checkpoint import read_card, save_checkpoint
+    from pokedemo.models import build_model
+
+    prepare_tiny_dataset(tmp_path)
+    torch.manual_seed(0)
+    model = build_model("student")
+    weights = save_checkpoint(model, tmp_path / "s.safetensors", {"architecture": "student", "arguments": model.arguments})
+    out = tmp_path / "rows.json"
+    assert bench_main(["fewshot", "--model", "student", "--checkpoint", str(weights), "--episodes", "10",
+                       "--json", str(out), "--threads", "1", "--record"]) == 0
+    rows, card = json.loads(out.read_text()), read_card(weights)
+    for row in rows:
+        recorded = card["scores"][f"novel_5way_{row['n_shot']}shot"]
+        assert recorded["accuracy"] == round(row["accuracy"], 4) and recorded["episodes"] == 10
+    assert "--record" in card["scores_command"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from pokedemo.compress import mflops, prune_magnitude, quantise_int8, size_on_disk
+from pokedemo.compress import mflops, optimise_for_inference, prune_magnitude, quantise_int8, size_on_disk
 from pokedemo.models import build_model
 
 
@@ -32,3 +32,20 @@ def test_int8_student_embeds_close_to_the_float_one_and_is_smaller():
 
 def test_flops_grow_with_the_model():
     assert mflops(build_model("student")) < mflops(build_model("teacher", n_classes=4)) / 10
+
+
+@pytest.mark.parametrize("architecture", ["student", "teacher"])
+def test_inference_rewrite_folds_batchnorm_and_keeps_the_embeddings(architecture):
+    torch.manual_seed(0)
+    model = build_model(architecture, **({"n_classes": 4} if architecture == "teacher" else {})).eval()
+    for module in model.modules():          # non-trivial statistics, so folding them is really checked
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+    fast = optimise_for_inference(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    batch = torch.rand(8, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(fast.embed(batch), model.embed(batch), atol=1e-4)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())   # the original is untouched
