@@ -243,8 +243,8 @@ def compression_figures():
     data = json.loads(BENCHMARKS.read_text())
     rows = [r for r in data["fewshot"]]
     models = data["models"]
-    names = [m["model"] for m in models if m.get("parameters")]
-    parameters = [m["parameters"] for m in models if m.get("parameters")]
+    stored = [m for m in models if m.get("parameters") and not m["model"].endswith("-fast")]  # -fast: same weights
+    names, parameters = [m["model"] for m in stored], [m["parameters"] for m in stored]
     latency = {m["model"]: m["latency_ms_batch1"] for m in models if m.get("latency_ms_batch1")}
     pruning = data.get("pruning", [])
     return (viz.accuracy_figure(rows), viz.bar_figure(names, parameters, "parameters (log scale)", log=True),
