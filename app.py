@@ -160,13 +160,9 @@ def run(n_way, n_shot, steps, tune_teacher, *values, progress=gr.Progress()):
     cancel.clear()
     started = time.perf_counter()
     n_way, n_shot = int(n_way), int(n_shot)
-    problems, supports = [], []
-    for k in range(n_way):
-        pictures, bad = read_pictures([(p, *_truth(p)) for p in _paths(galleries[k])], MODELS.image_size)
-        supports.append(pictures)
-        problems += bad
-    query_pictures, bad = read_pictures([(p, *_truth(p)) for p in _paths(queries)], MODELS.image_size)
-    problems += bad
+    supports, query_pictures, problems = _read_task([[(p, *_truth(p)) for p in _paths(galleries[k])]
+                                                     for k in range(n_way)],
+                                                    [(p, *_truth(p)) for p in _paths(queries)])
     try:
         result = run_task(MODELS, list(names[:n_way]), supports, query_pictures, n_shot, int(steps),
                           bool(tune_teacher), cancel, lambda f, text: progress(f, desc=text))
@@ -182,6 +178,17 @@ def run(n_way, n_shot, steps, tune_teacher, *values, progress=gr.Progress()):
             gr.update(maximum=max(1, snapshots), value=snapshots, interactive=snapshots > 0))
 
 
+def _read_task(support_groups: list[list[tuple]], query_items: list[tuple]):
+    """(pictures per class, query pictures, files skipped with the reason) from (path, species, source) items."""
+    supports, problems = [], []
+    for items in support_groups:
+        pictures, bad = read_pictures(items, MODELS.image_size)
+        supports.append(pictures)
+        problems += bad
+    queries, bad = read_pictures(query_items, MODELS.image_size)
+    return supports, queries, problems + bad
+
+
 def classify_api(support_files, support_labels: str, query_files, steps: float = 5, maps: bool = False):
     """API: support images with one class name each (comma-separated, in order) and query images ->
     predictions of teacher, student and fine-tuned student (and, with maps, both t-SNE maps' points)."""
@@ -192,15 +199,9 @@ def classify_api(support_files, support_labels: str, query_files, steps: float =
     if len(labels) != len(paths):
         raise gr.Error(f"{len(paths)} support images but {len(labels)} class names: give one name per image")
     classes = list(dict.fromkeys(labels))
-    supports, problems = [], []
-    for name in classes:
-        pictures, bad = read_pictures([(p, None, "upload") for p, l in zip(paths, labels) if l == name],
-                                      MODELS.image_size)
-        supports.append(pictures)
-        problems += bad
-    queries, bad = read_pictures([(getattr(f, "name", f), None, "upload") for f in (query_files or [])],
-                                 MODELS.image_size)
-    problems += bad
+    supports, queries, problems = _read_task([[(p, None, "upload") for p, l in zip(paths, labels) if l == name]
+                                              for name in classes],
+                                             [(getattr(f, "name", f), None, "upload") for f in (query_files or [])])
     for path in paths + [getattr(f, "name", f) for f in (query_files or [])]:
         if GALLERY.identify(path) is None:
             try:  # an API call is its own session: its uploaded copies go as soon as it is answered

@@ -43,10 +43,14 @@ def test_teacher_then_distilled_student_on_an_image_folder(image_folder):
     student = image_folder / "student.safetensors"
     assert train_main(["student", "--teacher", str(teacher), "--data", f"folder:{folder}", "--unlabeled",
                        str(image_folder / "unlabeled"), "--run-dir", str(runs / "s"), "--out", str(student),
-                       *TINY]) == 0
+                       "--arguments", '{"widths": [16, 32], "strides": [2], "patch": 2}', *TINY]) == 0
     model, card = load_checkpoint(student)
     assert card["parameters"] == count_parameters(model) <= 100_000
     assert card["training_head_parameters"] > 0 and card["teacher"]
+    assert card["arguments"] == {"widths": [16, 32], "strides": [2], "patch": 2}
+    assert model.body[0].kernel_size == (2, 2) and model.embedding_dim == 32
+    assert train_main(["student", "--teacher", str(teacher), "--data", f"folder:{folder}", "--run-dir",
+                       str(runs / "bad"), "--arguments", "{not json", *TINY]) == 1
 
 
 def test_resume_continues_after_the_last_finished_epoch(image_folder, capsys):
