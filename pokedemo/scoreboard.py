@@ -124,10 +124,13 @@ def run_scoreboard(args) -> dict:
 
     # speed: eager float models, the same models rewritten for inference (teacher and student alike), int8
     student_fast, teacher_fast = optimise_for_inference(student), optimise_for_inference(teacher)
-    for name, measured, source in (("random-student", build_model("student", **student_card["arguments"]), None),
-                                   ("student", student, None), ("student-fast", student_fast, student),
-                                   ("student-int8", student_int8, student),
-                                   ("teacher", teacher, None), ("teacher-fast", teacher_fast, teacher)):
+    speed_rows = [("random-student", build_model("student", **student_card["arguments"]), None),
+                  ("student", student, None), ("student-fast", student_fast, student),
+                  ("student-int8", student_int8, student), ("teacher", teacher, None),
+                  ("teacher-fast", teacher_fast, teacher)]
+    if "paper-student" in names:
+        speed_rows.insert(4, ("paper-student", load_checkpoint(CHECKPOINT_DIR / "paper-student.safetensors")[0], None))
+    for name, measured, source in speed_rows:
         latency, throughput = latency_and_throughput(measured)
         float_model = source or measured
         models.append({"model": name, "parameters": count_parameters(float_model),
