@@ -76,7 +76,7 @@ def val_map(out: Path, per_species: int = 8, seed: int = 0) -> Path:
     keep = np.concatenate([rng.choice(np.flatnonzero(val.species == s), min(per_species, int((val.species == s).sum())),
                                       replace=False) for s in np.unique(val.species)])
     names = species_table()
-    report = {"command": f"python -m pokedemo.bench valmap", "species": [names[int(s)]["name"] for s in val.species[keep]],
+    report = {"command": "python -m pokedemo.bench valmap", "species": [names[int(s)]["name"] for s in val.species[keep]],
               "source": [val.source_kind[int(s)] for s in val.source[keep]]}
     for name in ("teacher", "student"):
         model, _ = load_checkpoint(CHECKPOINT_DIR / f"{name}.safetensors")
@@ -84,6 +84,14 @@ def val_map(out: Path, per_species: int = 8, seed: int = 0) -> Path:
     out.write_text(json.dumps(report))
     print(f"wrote {out} ({len(keep)} images of {len(np.unique(val.species))} val species)")
     return out
+
+
+def card_scores(rows: list[dict]) -> dict:
+    """Benchmark rows as a card's `scores`: {"novel_5way_5shot": {accuracy, ci95, episodes, seed}, ...}."""
+    return {f"novel_{r['n_way']}way_{r['n_shot']}shot": {"accuracy": round(r["accuracy"], 4),
+                                                         "ci95": round(r["ci95"], 4),
+                                                         "episodes": r["episodes"], "seed": r["seed"]}
+            for r in rows}
 
 
 def print_table(rows: list[dict]) -> None:
@@ -127,11 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.model or MODEL_NAMES:
                 model_rows = fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint, args.centre)
                 if args.record and name not in ("pixels", "random-student"):
-                    record_scores(args.checkpoint or CHECKPOINT_DIR / f"{name}.safetensors",
-                                  {f"novel_5way_{r['n_shot']}shot": {k: round(r[k], 4) if k in ("accuracy", "ci95")
-                                                                    else r[k] for k in ("accuracy", "ci95",
-                                                                                        "episodes", "seed")}
-                                   for r in model_rows},
+                    record_scores(args.checkpoint or CHECKPOINT_DIR / f"{name}.safetensors", card_scores(model_rows),
                                   "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv))
                 rows += model_rows
             print_table(rows)

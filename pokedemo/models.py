@@ -110,7 +110,10 @@ MODELS = {"teacher": Teacher, "student": Student, "paper-student": PaperStudent}
 def build_model(architecture: str, **arguments) -> Embedder:
     if architecture not in MODELS:
         raise ValueError(f"unknown architecture '{architecture}'; choose from {sorted(MODELS)}")
-    return MODELS[architecture](**arguments)
+    try:
+        return MODELS[architecture](**arguments)
+    except TypeError as error:
+        raise ValueError(f"bad arguments for '{architecture}': {error}") from None
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     try:
         train(args.kind, args, config)
-    except (ValueError, FileNotFoundError, json.JSONDecodeError) as error:
+    except (ValueError, FileNotFoundError) as error:  # json.JSONDecodeError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

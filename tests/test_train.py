@@ -51,6 +51,8 @@ def test_teacher_then_distilled_student_on_an_image_folder(image_folder):
     assert model.body[0].kernel_size == (2, 2) and model.embedding_dim == 32
     assert train_main(["student", "--teacher", str(teacher), "--data", f"folder:{folder}", "--run-dir",
                        str(runs / "bad"), "--arguments", "{not json", *TINY]) == 1
+    assert train_main(["student", "--teacher", str(teacher), "--data", f"folder:{folder}", "--run-dir",
+                       str(runs / "bad"), "--arguments", '{"depth": 3}', *TINY]) == 1
 
 
 def test_resume_continues_after_the_last_finished_epoch(image_folder, capsys):
