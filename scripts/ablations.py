@@ -23,6 +23,7 @@ VARIANTS = {  # flags spelled out in full, so a later change of defaults does no
     "+ embedding term, no colour augmentation": ["--alpha", "0.1", "--temperature", "4", "--beta", "1", "--no-colour"],
     "+ embedding term, alpha 0.9": ["--alpha", "0.9", "--temperature", "4", "--beta", "1"],
     "source report loss, alpha 0.5": ["--alpha", "0.5", "--temperature", "4", "--beta", "0"],
+    "+ embedding term, alpha 1 (no SupCon term)": ["--alpha", "1", "--temperature", "4", "--beta", "1"],
 }
 
 
