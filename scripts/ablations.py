@@ -52,9 +52,9 @@ def main() -> int:
         results_file.write_text(json.dumps(results, indent=1))
     lines = ["# Student ablations", "", f"Made by `python scripts/ablations.py --epochs {args.epochs}` (each variant "
              f"trained from scratch for {args.epochs} epochs, seed 0, with the shipped teacher; scored on the novel "
-             f"species with the benchmark protocol, {args.episodes} episodes). The shipped student's recipe is the "
-             "variant with the best **val** score, trained for 40 epochs; the novel columns are reported, never "
-             "used to choose.", "",
+             f"species with the benchmark protocol, {args.episodes} episodes). The best **val** variants are then "
+             "trained for 40 epochs and the better on val ships (README, Numbers); the novel columns are reported, "
+             "never used to choose.", "",
              "| variant | flags | val 5-shot (%) | novel 1-shot (%) | novel 5-shot (%) | training s |",
              "|---|---|---|---|---|---|"]
     for name, r in results.items():
