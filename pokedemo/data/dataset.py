@@ -42,9 +42,11 @@ def split_species(config: DataConfig = DataConfig()) -> dict[str, list[int]]:
 
 @dataclass
 class SpriteDataset:
-    """The prepared frames in memory. images: (N, S, S, 3) uint8; species, source: (N,)."""
+    """The prepared frames in memory. images: (N, S, S, 3) uint8 over white; alpha: (N, S, S) uint8
+    (255 = sprite, 0 = background); species, source: (N,)."""
 
     images: np.ndarray
+    alpha: np.ndarray
     species: np.ndarray
     source: np.ndarray
     manifest: dict
@@ -54,13 +56,17 @@ class SpriteDataset:
         arrays_path, manifest_path = dataset_paths(config, root)
         if not manifest_path.exists():
             raise FileNotFoundError(f"no dataset at {arrays_path}: run `python -m pokedemo.data prepare` first")
+        manifest = json.loads(manifest_path.read_text())
+        if "alpha" not in manifest.get("arrays", []):
+            raise FileNotFoundError(f"{arrays_path} was made by an older pokedemo (no alpha masks): "
+                                    "run `python -m pokedemo.data prepare` again")
         with np.load(arrays_path, allow_pickle=False) as arrays:
-            return cls(arrays["images"], arrays["species"].astype(np.int64), arrays["source"].astype(np.int64),
-                       json.loads(manifest_path.read_text()))
+            return cls(arrays["images"], arrays["alpha"], arrays["species"].astype(np.int64),
+                       arrays["source"].astype(np.int64), manifest)
 
     def subset(self, species: list[int]) -> "SpriteDataset":
         keep = np.isin(self.species, species)
-        return SpriteDataset(self.images[keep], self.species[keep], self.source[keep], self.manifest)
+        return SpriteDataset(self.images[keep], self.alpha[keep], self.species[keep], self.source[keep], self.manifest)
 
     @cached_property
     def source_kind(self) -> list[str]:
