@@ -43,22 +43,24 @@ def _hue_matrix(angles: Tensor) -> Tensor:
 
 
 def augment(images: Tensor, config: AugmentConfig = AugmentConfig(), generator: torch.Generator | None = None,
-            colour: bool = True) -> Tensor:
-    """images: (B, 3, S, S) in [0, 1] -> augmented copy, same shape."""
+            colour: bool = True, geometry: bool = True, erase: bool = True) -> Tensor:
+    """images: (B, 3, S, S) in [0, 1] -> augmented copy, same shape. `geometry=False, erase=False`
+    leaves only the colour changes (for a sprite that `render` will pose)."""
     batch, device = images.shape[0], images.device
     rand = lambda *shape: torch.rand(*shape, generator=generator)
-
-    # geometry: one affine (zoom, rotation, translation, flip) per image, white fill
-    zoom = config.scale[0] + (config.scale[1] - config.scale[0]) * rand(batch)
-    angle = (rand(batch) * 2 - 1) * math.radians(config.rotate_degrees)
-    flip = torch.where(rand(batch) < config.flip, -1.0, 1.0)
-    shift = (rand(batch, 2) * 2 - 1) * config.translate * 2
-    theta = torch.zeros(batch, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle) / zoom * flip, -torch.sin(angle) / zoom
-    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle) / zoom * flip, torch.cos(angle) / zoom
-    theta[:, :, 2] = shift
-    grid = F.affine_grid(theta.to(device, images.dtype), list(images.shape), align_corners=False)
-    out = 1 - F.grid_sample(1 - images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = images
+    if geometry:
+        # one affine: one affine (zoom, rotation, translation, flip) per image, white fill
+        zoom = config.scale[0] + (config.scale[1] - config.scale[0]) * rand(batch)
+        angle = (rand(batch) * 2 - 1) * math.radians(config.rotate_degrees)
+        flip = torch.where(rand(batch) < config.flip, -1.0, 1.0)
+        shift = (rand(batch, 2) * 2 - 1) * config.translate * 2
+        theta = torch.zeros(batch, 2, 3)
+        theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle) / zoom * flip, -torch.sin(angle) / zoom
+        theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle) / zoom * flip, torch.cos(angle) / zoom
+        theta[:, :, 2] = shift
+        grid = F.affine_grid(theta.to(device, images.dtype), list(images.shape), align_corners=False)
+        out = 1 - F.grid_sample(1 - images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     if colour:
         hue = torch.where(rand(batch) < config.hue_p, (rand(batch) * 2 - 1) * config.hue * 2 * math.pi, 0.0)
@@ -75,7 +77,7 @@ def augment(images: Tensor, config: AugmentConfig = AugmentConfig(), generator: 
         out = out.clamp(0, 1)
 
     # random erasing: one white-or-grey rectangle of up to a quarter of the image
-    if config.erase_p > 0:
+    if erase and config.erase_p > 0:
         size = images.shape[-1]
         erase = rand(batch) < config.erase_p
         side = (rand(batch, 2) * 0.35 + 0.15) * size

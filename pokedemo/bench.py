@@ -1,10 +1,12 @@
 """Benchmark commands.
 
-    python -m pokedemo.bench fewshot --model pixels|teacher|student|paper-student|random-student [--json PATH]
+    python -m pokedemo.bench fewshot --model pixels|teacher|student|paper-student|random-student
+                                     [--track clean|art|photo|photo-both] [--json PATH] [--record]
     python -m pokedemo.bench all            # the compression scoreboard -> docs/benchmarks.md + .json
 
 Protocol: novel species (Gen I, #1-151), 5-way, 15 queries per class, 600 seeded source-disjoint
-episodes, nearest prototype; mean accuracy +- 95% CI, for 1-shot and 5-shot.
+episodes, nearest prototype; mean accuracy +- 95% CI, for 1-shot and 5-shot; per robustness track
+(`pokedemo.tracks`: clean, art, photo, photo-both; the photo tracks render with the `test` pool).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,9 +23,10 @@ import torch.nn.functional as F
 
 from .checkpoint import base_mean, load_checkpoint, record_scores
 from .config import CHECKPOINT_DIR, EpisodeConfig
-from .data.dataset import EpisodeSampler, SpriteDataset, split_species
-from .fewshot import episode_accuracies, mean_ci95
+from .data.dataset import SpriteDataset, split_species
+from .fewshot import mean_ci95
 from .models import build_model, embed_array
+from .tracks import TRACKS, TrackImages, track_accuracies
 
 MODEL_NAMES = ("pixels", "random-student", "paper-student", "student", "teacher")
 
@@ -33,36 +37,48 @@ def pixel_embeddings(images: np.ndarray, mean: np.ndarray | None) -> torch.Tenso
     return F.normalize(flat - torch.from_numpy(mean) if mean is not None else flat, dim=-1)
 
 
-def model_embeddings(name: str, dataset: SpriteDataset, checkpoint: Path | None = None,
-                     centre: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
-    """(embeddings (N, D), centring mean (D,) or None, info) of `dataset` for a model name."""
+def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = True
+                   ) -> tuple[Callable[[np.ndarray], torch.Tensor], torch.Tensor | None, dict]:
+    """(embed: uint8 images (N, S, S, 3) -> (N, D), centring mean (D,) or None, card) for a model name."""
     if name == "pixels":
         base = SpriteDataset.load().subset(split_species()["base"])
         mean = base.images.reshape(len(base), -1).astype(np.float32).mean(axis=0) / 255
-        return pixel_embeddings(dataset.images, mean if centre else None), None, {"parameters": 0}
+        return lambda images: pixel_embeddings(images, mean if centre else None), None, {"parameters": 0}
     if name == "random-student":
         torch.manual_seed(0)
         model, card = build_model("student"), {"parameters": None}
     else:
         model, card = load_checkpoint(checkpoint or CHECKPOINT_DIR / f"{name}.safetensors")
-    return embed_array(model, dataset.images), base_mean(card) if centre else None, card
+    return lambda images: embed_array(model, images), base_mean(card) if centre else None, card
+
+
+def model_embeddings(name: str, dataset: SpriteDataset, checkpoint: Path | None = None,
+                     centre: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+    """(embeddings (N, D), centring mean (D,) or None, info) of `dataset` for a model name."""
+    embed, mean, card = model_embedder(name, checkpoint, centre)
+    return embed(dataset.images), mean, card
+
+
+def track_images(dataset: SpriteDataset) -> TrackImages:
+    is_art = np.asarray([kind.startswith("art") for kind in dataset.source_kind])
+    return TrackImages(dataset.images, dataset.alpha, dataset.species, dataset.source, is_art[dataset.source])
 
 
 def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, checkpoint: Path | None = None,
-                 centre: bool = True, dataset: SpriteDataset | None = None) -> list[dict]:
+                 centre: bool = True, dataset: SpriteDataset | None = None, track: str = "clean") -> list[dict]:
     dataset = dataset or SpriteDataset.load().subset(split_species()["novel"])
     started = time.perf_counter()
-    embeddings, mean, _ = model_embeddings(name, dataset, checkpoint, centre)
-    embed_seconds = time.perf_counter() - started
+    embed, mean, _ = model_embedder(name, checkpoint, centre)
+    cache: dict = {}
     rows = []
     for n_shot in shots:
+        accuracies = track_accuracies(embed, track_images(dataset), track, n_shot, episodes, seed, mean,
+                                      pool="test", cache=cache)
+        accuracy, ci95 = mean_ci95(accuracies)
+        rows.append({"model": name, "track": track, "n_way": 5, "n_shot": n_shot,
+                     "n_query": 1 if track == "art" else 15, "episodes": episodes, "seed": seed,
+                     "accuracy": accuracy, "ci95": ci95, "seconds": round(time.perf_counter() - started, 2)})
         started = time.perf_counter()
-        episode = EpisodeConfig(n_way=5, n_shot=n_shot, n_query=15, episodes=episodes, seed=seed)
-        accuracy, ci95 = mean_ci95(episode_accuracies(embeddings, EpisodeSampler(dataset.species, dataset.source,
-                                                                                  episode), mean))
-        rows.append({"model": name, "n_way": 5, "n_shot": n_shot, "n_query": 15, "episodes": episodes, "seed": seed,
-                     "accuracy": accuracy, "ci95": ci95,
-                     "seconds": round(embed_seconds + time.perf_counter() - started, 2)})
     return rows
 
 
@@ -87,17 +103,19 @@ def val_map(out: Path, per_species: int = 8, seed: int = 0) -> Path:
 
 
 def card_scores(rows: list[dict]) -> dict:
-    """Benchmark rows as a card's `scores`: {"novel_5way_5shot": {accuracy, ci95, episodes, seed}, ...}."""
-    return {f"novel_{r['n_way']}way_{r['n_shot']}shot": {"accuracy": round(r["accuracy"], 4),
+    """Benchmark rows as a card's `scores`: {"novel_5way_5shot": {...}, "novel_photo_5way_5shot": {...}, ...}
+    (the clean track keeps its old key)."""
+    track = lambda r: "" if r.get("track", "clean") == "clean" else r["track"].replace("-", "_") + "_"
+    return {f"novel_{track(r)}{r['n_way']}way_{r['n_shot']}shot": {"accuracy": round(r["accuracy"], 4),
                                                          "ci95": round(r["ci95"], 4),
                                                          "episodes": r["episodes"], "seed": r["seed"]}
             for r in rows}
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'model':<16} {'way':>3} {'shot':>4} {'episodes':>8}  {'accuracy':>16} {'seconds':>8}")
+    print(f"{'model':<16} {'track':<10} {'way':>3} {'shot':>4} {'episodes':>8}  {'accuracy':>16} {'seconds':>8}")
     for r in rows:
-        print(f"{r['model']:<16} {r['n_way']:>3} {r['n_shot']:>4} {r['episodes']:>8}  "
+        print(f"{r['model']:<16} {r.get('track', 'clean'):<10} {r['n_way']:>3} {r['n_shot']:>4} {r['episodes']:>8}  "
               f"{100 * r['accuracy']:6.2f} +- {100 * r['ci95']:4.2f}% {r['seconds']:>8.1f}")
 
 
@@ -108,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     few = commands.add_parser("fewshot", help="few-shot accuracy on the novel species")
     few.add_argument("--model", action="append", choices=MODEL_NAMES, help="repeatable; default: all")
     few.add_argument("--checkpoint", type=Path, help="weights for a single --model (default checkpoints/MODEL)")
+    few.add_argument("--track", action="append", choices=TRACKS, help="repeatable; default: clean")
     few.add_argument("--shots", type=int, nargs="+", default=[1, 5])
     few.add_argument("--episodes", type=int, default=600)
     few.add_argument("--seed", type=int, default=0)
@@ -131,9 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         if args.command == "fewshot":
+            if args.checkpoint and len(args.model or MODEL_NAMES) > 1:
+                raise ValueError("--checkpoint names the weights of one model: give exactly one --model with it")
             rows = []
+            novel = SpriteDataset.load().subset(split_species()["novel"])
             for name in args.model or MODEL_NAMES:
-                model_rows = fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint, args.centre)
+                model_rows = [row for track in args.track or ["clean"]
+                              for row in fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint,
+                                                      args.centre, novel, track)]
                 if args.record and name not in ("pixels", "random-student"):
                     record_scores(args.checkpoint or CHECKPOINT_DIR / f"{name}.safetensors", card_scores(model_rows),
                                   "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv))

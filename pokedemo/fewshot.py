@@ -68,14 +68,17 @@ def mean_ci95(values: list[float] | np.ndarray) -> tuple[float, float]:
     return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
-def episode_accuracies(embeddings: Tensor, sampler, mean: Tensor | None = None) -> list[float]:
-    """Accuracy of nearest-prototype on each episode of `sampler`, from precomputed embeddings (N, D)."""
+def episode_accuracies(embeddings: Tensor, sampler, mean: Tensor | None = None,
+                       query_embeddings: Tensor | None = None) -> list[float]:
+    """Accuracy of nearest-prototype on each episode of `sampler`, from precomputed embeddings (N, D);
+    queries from `query_embeddings` (N, D) when given (the same images seen another way, e.g. rendered)."""
+    query_embeddings = embeddings if query_embeddings is None else query_embeddings
     n_way, n_shot, n_query = sampler.config.n_way, sampler.config.n_shot, sampler.config.n_query
     support_labels = torch.arange(n_way).repeat_interleave(n_shot)
     query_labels = torch.arange(n_way).repeat_interleave(n_query)
     accuracies = []
     for support, query, _ in sampler:
-        probabilities = classify(embeddings[support], support_labels, embeddings[query], mean)
+        probabilities = classify(embeddings[support], support_labels, query_embeddings[query], mean)
         accuracies.append((probabilities.argmax(dim=1) == query_labels).float().mean().item())
     return accuracies
 

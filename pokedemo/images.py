@@ -1,7 +1,8 @@
 """One place where a picture becomes a model input: validation of untrusted files and the
 preprocessing shared by the dataset, the gallery and uploads.
 
-Preprocessing: alpha over white, crop to the sprite's content, pad to a white square, resize.
+Preprocessing (`to_model_image`): a sprite or a picture on white is cropped to its content and padded
+to a white square; a photo is centre-cropped to a square; both are then resized.
 """
 from __future__ import annotations
 
@@ -127,6 +128,36 @@ def to_model_rgba(image: Image.Image, size: int = 64) -> tuple[np.ndarray, np.nd
     return rgb, alpha
 
 
+def white_border_fraction(rgb: np.ndarray, tolerance: int = 16) -> float:
+    """Share of the outermost pixels that are (near) white. rgb: (H, W, 3) uint8."""
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    return float(((255 - border.astype(np.int16)).max(axis=-1) <= tolerance).mean())
+
+
+def is_photo(image: Image.Image) -> bool:
+    """An opaque picture whose border is mostly not white: a photo, a screenshot, a scan of a card.
+
+    A sprite has transparency; a sprite saved on white (the gallery, a drawing) has a border that is
+    at least 3/4 white; rendered photo-like pictures have at most 1/4 (docs/robustness.md).
+    """
+    rgba = np.asarray(image.convert("RGBA"))
+    return bool(rgba[..., 3].min() == 255 and white_border_fraction(rgba[..., :3]) < 0.5)
+
+
 def to_model_image(image: Image.Image, size: int = 64) -> np.ndarray:
-    """Alpha over white, crop to content, pad to a white square, resize. returns: (size, size, 3) uint8"""
-    return to_model_rgba(image, size)[0]
+    """The one preprocessing of a picture for the models, used by the dataset, the gallery, the page,
+    the API and the benchmark. returns: (size, size, 3) uint8
+
+    - sprites and pictures on white: alpha over white, crop to the content, pad to a white square,
+      resize (`to_model_rgba`), so the subject fills the frame as in training;
+    - photos (`is_photo`): cropping to "non-white content" would keep the whole picture and padding
+      would add white bands the models never see with a photo, so: centre-crop to a square (the
+      subject of a phone photo is near its middle), resize.
+    """
+    if not is_photo(image):
+        return to_model_rgba(image, size)[0]
+    rgb = image.convert("RGB")
+    side = min(rgb.size)
+    left, top = (rgb.size[0] - side) // 2, (rgb.size[1] - side) // 2
+    square = rgb.crop((left, top, left + side, top + side))
+    return np.asarray(square.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)

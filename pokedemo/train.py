@@ -20,17 +20,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from .augment import augment
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import EpisodeConfig
-from .data.dataset import EpisodeSampler
 from .data.external import TrainData, folder_images, load_train_data
-from .fewshot import episode_accuracies, mean_ci95
+from .fewshot import mean_ci95
 from .losses import distillation_loss, kd_kl, supcon_loss
 from .models import NORMALISATION, TrainingHeads, build_model, count_parameters, embed_array, to_tensor
+from .render import make_backgrounds, render
+from .tracks import TRACKS, TrackImages, track_accuracies
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class TrainConfig:
     temperature: float = 4.0         # student: KD temperature
     beta: float = 1.0                # student: embedding-level term; 0 = the source report's loss
     colour: bool = True              # colour augmentation (hue, saturation, ...)
+    render_p: float = 0.0            # share of training views rendered photo-like (`render`, train pool)
     val_episodes: int = 300
     steps_per_epoch: int = 0         # 0 = one pass over the training images
     seed: int = 0
@@ -72,18 +75,45 @@ def balanced_batch(labels_by_class: list[np.ndarray], config: TrainConfig, rng: 
                                       replace=len(labels_by_class[c]) < config.images_per_class) for c in classes])
 
 
-def validate(model, data: TrainData, config: TrainConfig) -> tuple[float, float]:
-    """5-way 5-shot nearest-prototype accuracy on the validation images (source-disjoint episodes)."""
-    embeddings = embed_array(model, data.val_images)
-    for n_shot, n_query in ((5, 15), (1, 1)):  # tiny data (tests, small folders) falls back to 1-shot
-        episode = EpisodeConfig(n_way=min(5, len(np.unique(data.val_labels))), n_shot=n_shot, n_query=n_query,
-                                episodes=config.val_episodes, seed=config.seed)
-        try:
-            sampler = EpisodeSampler(data.val_labels, data.val_sources, episode)
-        except ValueError:
-            continue
-        return mean_ci95(episode_accuracies(embeddings, sampler))
-    raise ValueError(f"too few validation images ({len(data.val_images)}) for any few-shot episode")
+def validate(model, data: TrainData, config: TrainConfig, cache: dict) -> dict[str, float]:
+    """5-way nearest-prototype accuracy on the validation images, per robustness track (`tracks`, with
+    the **val** pool of backgrounds), 5-shot (tiny data falls back to 1-shot 1-query), and their mean,
+    which selects the model. cache: kept between epochs (the rendered val pictures)."""
+    images = TrackImages(data.val_images, data.val_alpha, data.val_labels, data.val_sources, data.val_art)
+    embed = lambda pictures: embed_array(model, pictures)
+    epoch_cache = {k: v for k, v in cache.items() if k == "photo_images"}
+    scores = {}
+    for track in TRACKS if data.val_art is not None else ("clean", "photo", "photo-both"):
+        for n_shot, n_query in ((5, 15), (1, 1)):
+            try:
+                accuracies = track_accuracies(embed, images, track, n_shot, config.val_episodes, config.seed,
+                                              pool="val", cache=epoch_cache, n_query=n_query)
+            except ValueError:
+                continue
+            scores[track] = mean_ci95(accuracies)[0]
+            break
+    if not scores:
+        raise ValueError(f"too few validation images ({len(data.val_images)}) for any few-shot episode")
+    cache.update({k: v for k, v in epoch_cache.items() if k == "photo_images"})
+    scores["mean"] = float(np.mean(list(scores.values())))
+    return scores
+
+
+def training_views(images: Tensor, alpha: Tensor, config: TrainConfig, backgrounds: Tensor | None,
+                   generator: torch.Generator) -> Tensor:
+    """Augmented views of a batch: images (B, 3, S, S) over white, alpha (B, 1, S, S) in [0, 1].
+    A share `render_p` is rendered photo-like: the sprite's colours are augmented, then it is posed on a
+    training background and photographed (`render`); the others get the sprite augmentations on white."""
+    views = augment(images, generator=generator, colour=config.colour)
+    if config.render_p <= 0 or backgrounds is None:
+        return views
+    chosen = torch.rand(len(images), generator=generator) < config.render_p
+    if chosen.any():
+        masks = alpha[chosen]
+        sprites = augment(images[chosen], generator=generator, colour=config.colour, geometry=False, erase=False)
+        sprites = sprites * masks + (1 - masks)  # colour changes stay on the sprite: white stays white
+        views[chosen] = render(sprites, masks, backgrounds, generator)
+    return views
 
 
 def _state_tensors(model, heads, optimiser) -> dict:
@@ -128,10 +158,14 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
         arguments = getattr(model, "arguments", {})
         heads = TrainingHeads(model.embedding_dim, n_classes, teacher_dim=teacher.embedding_dim if config.beta else 0)
         heads = heads.to(device)
+    if args.init:  # start from trained weights (e.g. the clean teacher) instead of random ones
+        initial, _ = load_checkpoint(args.init)
+        model.load_state_dict({k: v.float() for k, v in initial.state_dict().items()})
     optimiser = torch.optim.AdamW(list(model.parameters()) + list(heads.parameters()),
                                   lr=config.lr, weight_decay=config.weight_decay)
     images = to_tensor(data.images)                                            # (N, 3, S, S) in [0, 1]
     labels = torch.from_numpy(data.labels)
+    alpha = torch.from_numpy(data.alpha)[:, None]                              # (N, 1, S, S) uint8
     unlabeled = to_tensor(folder_images(Path(args.unlabeled), data.image_size)[0]) if args.unlabeled else None
     teacher_logits = teacher_embeddings = None
     if teacher is not None:
@@ -150,10 +184,13 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
         history = json.loads(history_file.read_text())
         print(f"resumed {kind} from {state_file} after epoch {history['epoch']}")
     best_file = run_dir / "best.safetensors"
+    val_cache: dict = {}
     for epoch in range(history["epoch"], config.epochs):
         started = time.perf_counter()
         rng = np.random.default_rng(config.seed * 1000 + epoch)
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        # a fresh bank of training backgrounds each epoch (the train pool: never the val or test ones)
+        backgrounds = make_backgrounds("train", 1024, 80, seed=epoch) if config.render_p > 0 else None
         model.train(), heads.train()
         losses = []
         bar = tqdm(range(per_epoch), desc=f"{kind} epoch {epoch + 1}/{config.epochs}", unit="step", file=sys.stderr)
@@ -161,7 +198,7 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(config, epoch * per_epoch + step, total, per_epoch)
             index = torch.from_numpy(balanced_batch(by_class, config, rng))
-            batch = augment(images[index], generator=generator, colour=config.colour).to(device)
+            batch = training_views(images[index], alpha[index].float() / 255, config, backgrounds, generator).to(device)
             batch_labels = labels[index].to(device)
             features = model(batch)                                            # (B, D)
             projected = F.normalize(heads.projection(features), dim=-1)[:, None]  # (B, 1, P)
@@ -183,13 +220,16 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
             optimiser.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        accuracy, ci95 = validate(model, data, config)
+        scores = validate(model, data, config, val_cache)
+        accuracy = scores["mean"]
         history["seconds"] += time.perf_counter() - started
         history["epoch"] = epoch + 1
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_5shot": accuracy, "val_ci95": ci95,
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_5shot": accuracy,
+                  "val_tracks": {k: round(v, 4) for k, v in scores.items()},
                   "seconds": history["seconds"], "lr": optimiser.param_groups[0]["lr"]}
         if accuracy > history["best"]:
             history["best"], history["best_epoch"] = accuracy, epoch + 1
+            history["best_tracks"] = record["val_tracks"]
             save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(best_file))
         save_file(_state_tensors(model, heads, optimiser), str(state_file))
         history_file.write_text(json.dumps(history))
@@ -211,6 +251,7 @@ def finish(kind, model, heads, data: TrainData, args, config: TrainConfig, argum
         "command": "python -m pokedemo.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "training_seconds": round(history["seconds"], 1), "epochs": history["epoch"],
         "selected_epoch": history.get("best_epoch"), "val_5shot": history["best"],
+        "val_tracks": history.get("best_tracks"), "init": args.init,
         "parameters": count_parameters(model), "training_head_parameters": count_parameters(heads),
         "config": asdict(config), "teacher": teacher_card and teacher_card.get("command"),
         "base_mean": [round(x, 6) for x in base_mean.tolist()], "scores": {},
@@ -236,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", help="per-epoch state and log (default runs/KIND)")
     parser.add_argument("--out", help="default checkpoints/KIND.safetensors")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.safetensors")
+    parser.add_argument("--init", help="start from this checkpoint's weights (same architecture)")
     parser.add_argument("--fp32", action="store_true", help="teacher: save float32 (default float16)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     for field in fields(TrainConfig):

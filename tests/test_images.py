@@ -131,3 +131,22 @@ def test_preprocessing_crops_to_content_and_pads_to_a_white_square():
     assert (array[:, 0] == 255).all() and (array[:, -1] == 255).all()   # white side padding
     assert (array[15, 15] == [0, 0, 255]).all()                        # content fills the height
     assert (array[0, 15] != 255).any() and (array[-1, 15] != 255).any()
+
+
+def test_a_photo_is_centre_cropped_not_padded_with_white():
+    photo = np.zeros((60, 120, 3), dtype=np.uint8)
+    photo[:] = (30, 90, 160)                       # a blue wall
+    photo[20:40, 50:70] = (250, 200, 0)            # a yellow toy in the middle
+    photo[:, :10] = (200, 30, 30)                  # a red strip at the far left: cropped away
+    out = to_model_image(Image.fromarray(photo), 60)
+    assert out.shape == (60, 60, 3)
+    assert not (out == 255).all(axis=-1).any()     # no white padding anywhere
+    assert (np.abs(out[0, 0].astype(int) - (30, 90, 160)) < 10).all()      # the wall, not the red strip
+    assert (np.abs(out[30, 30].astype(int) - (250, 200, 0)) < 10).all()    # the toy stays in the middle
+
+
+def test_a_sprite_on_white_is_still_cropped_to_its_content():
+    picture = np.full((80, 80, 3), 255, dtype=np.uint8)
+    picture[30:50, 10:30] = (40, 160, 40)          # a small green sprite off-centre, on white
+    out = to_model_image(Image.fromarray(picture), 20)
+    assert (np.abs(out[10, 10].astype(int) - (40, 160, 40)) < 10).all() and (out != 255).any(axis=-1).all()

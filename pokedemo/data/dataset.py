@@ -84,13 +84,23 @@ class EpisodeSampler:
     image. Species that cannot fill such a split are left out (and listed in `skipped`).
     """
 
-    def __init__(self, species: np.ndarray, source: np.ndarray, episode: EpisodeConfig = EpisodeConfig()):
+    def __init__(self, species: np.ndarray, source: np.ndarray, episode: EpisodeConfig = EpisodeConfig(),
+                 query_only: np.ndarray | None = None):
+        """query_only: (N,) bool, optional: those images are the only queries and never supports (the
+        art track: supports from the animated sprites, queries from the dream-world art)."""
         self.config = episode
         self.rng = np.random.default_rng(episode.seed)
-        self.by_species: dict[int, dict[int, np.ndarray]] = {}
+        self.by_species: dict[int, dict[int, np.ndarray] | tuple[np.ndarray, np.ndarray]] = {}
         self.skipped: list[int] = []
         for species_id in np.unique(species):
             indices = np.flatnonzero(species == species_id)
+            if query_only is not None:
+                pools = indices[~query_only[indices]], indices[query_only[indices]]
+                if len(pools[0]) >= episode.n_shot and len(pools[1]) >= episode.n_query:
+                    self.by_species[int(species_id)] = pools
+                else:
+                    self.skipped.append(int(species_id))
+                continue
             groups = {int(s): indices[source[indices] == s] for s in np.unique(source[indices])}
             if len(groups) >= 2 and len(indices) >= episode.n_shot + episode.n_query:
                 self.by_species[int(species_id)] = groups
@@ -100,8 +110,10 @@ class EpisodeSampler:
             raise ValueError(f"only {len(self.by_species)} species have enough images from 2+ sources for "
                              f"{episode.n_shot}-shot {episode.n_query}-query episodes; n_way is {episode.n_way}")
 
-    def _split_class(self, groups: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _split_class(self, groups) -> tuple[np.ndarray, np.ndarray]:
         n_shot, n_query = self.config.n_shot, self.config.n_query
+        if isinstance(groups, tuple):  # fixed support and query pools
+            return self.rng.choice(groups[0], n_shot, replace=False), self.rng.choice(groups[1], n_query, replace=False)
         keys = list(groups)
         for _ in range(100):
             order = self.rng.permutation(keys)

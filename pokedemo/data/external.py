@@ -18,8 +18,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
 
 @dataclass
 class TrainData:
-    """images: (N, S, S, 3) uint8; labels: (N,) 0..n_classes-1. Validation arrays have a source
-    per image so episodes can stay source-disjoint. `classes`: the original class ids / names."""
+    """images: (N, S, S, 3) uint8; alpha: (N, S, S) uint8 (all 255 for opaque pictures); labels: (N,)
+    0..n_classes-1. Validation arrays have a source per image so episodes can stay source-disjoint,
+    and `val_art` marks the val pictures that are dream-world art (None: no art track).
+    `classes`: the original class ids / names."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -29,6 +31,14 @@ class TrainData:
     classes: list
     data_hash: str
     image_size: int
+    alpha: np.ndarray | None = None
+    val_alpha: np.ndarray | None = None
+    val_art: np.ndarray | None = None
+
+    def __post_init__(self):
+        opaque = lambda images: np.full(images.shape[:3], 255, dtype=np.uint8)
+        self.alpha = opaque(self.images) if self.alpha is None else self.alpha
+        self.val_alpha = opaque(self.val_images) if self.val_alpha is None else self.val_alpha
 
 
 def _holdout(images: np.ndarray, labels: np.ndarray, classes: list, data_hash: str, seed: int = 0) -> TrainData:
@@ -50,8 +60,10 @@ def sprite_data(config: DataConfig = DataConfig(), root: Path | None = None) -> 
     base, val = dataset.subset(splits["base"]), dataset.subset(splits["val"])
     classes = sorted(np.unique(base.species).tolist())
     lookup = {species: index for index, species in enumerate(classes)}
+    is_art = np.asarray([kind.startswith("art") for kind in dataset.source_kind])
     return TrainData(base.images, np.asarray([lookup[s] for s in base.species]), val.images, val.species, val.source,
-                     classes, dataset.manifest["tarball_sha512"], config.image_size)
+                     classes, dataset.manifest["tarball_sha512"], config.image_size, base.alpha, val.alpha,
+                     is_art[val.source])
 
 
 def folder_images(folder: Path, image_size: int) -> tuple[np.ndarray, list[Path]]:

@@ -1,0 +1,89 @@
+"""Robustness tracks: the same few-shot protocol on pictures that are not sprites on white.
+
+- `clean`:      supports and queries as prepared (today's protocol);
+- `art`:        supports only from the animated sprites, queries only the dream-world art (another
+                drawing style of the same species); a species has one art picture (two with its
+                female art), so an episode has **1 query per class**;
+- `photo`:      clean supports; queries rendered like phone photos (`render`, the pool's own
+                backgrounds), then preprocessed as the page preprocesses an upload (`to_model_image`);
+- `photo-both`: supports rendered too.
+The benchmark renders with the `test` pool, model selection during training with the `val` pool.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .config import EpisodeConfig
+from .data.dataset import EpisodeSampler
+from .fewshot import episode_accuracies
+from .images import to_model_image
+from .models import to_tensor
+from .render import make_backgrounds, render
+
+TRACKS = ("clean", "art", "photo", "photo-both")
+BANK_SIZE, BANK_SIDE = 512, 80
+
+
+@dataclass
+class TrackImages:
+    """What the tracks need of a set of pictures. images: (N, S, S, 3) uint8 over white; alpha: (N, S, S)
+    uint8; species, source: (N,); is_art: (N,) bool or None (no art: the art track is skipped)."""
+
+    images: np.ndarray
+    alpha: np.ndarray
+    species: np.ndarray
+    source: np.ndarray
+    is_art: np.ndarray | None
+
+
+def render_pictures(images: np.ndarray, alpha: np.ndarray, pool: str, seed: int = 0,
+                    batch_size: int = 256) -> np.ndarray:
+    """Photo-like versions of uint8 sprites (N, S, S, 3) + alpha (N, S, S), each then preprocessed as an
+    upload is; deterministic for a seed. returns (N, S, S, 3) uint8."""
+    size = images.shape[1]
+    backgrounds = make_backgrounds(pool, BANK_SIZE, max(BANK_SIDE, size), seed)
+    generator = torch.Generator().manual_seed(seed)
+    out = np.empty_like(images)
+    for start in range(0, len(images), batch_size):
+        sprites = to_tensor(images[start:start + batch_size])
+        masks = torch.from_numpy(alpha[start:start + batch_size]).float()[:, None] / 255
+        pictures = render(sprites, masks, backgrounds, generator).mul(255).round().to(torch.uint8)
+        for k, picture in enumerate(pictures.permute(0, 2, 3, 1).numpy()):
+            out[start + k] = to_model_image(Image.fromarray(picture), size)
+    return out
+
+
+def track_accuracies(embed: Callable[[np.ndarray], Tensor], data: TrackImages, track: str, n_shot: int,
+                     episodes: int, seed: int = 0, mean: Tensor | None = None, pool: str = "test",
+                     cache: dict | None = None, n_query: int = 15) -> list[float]:
+    """Per-episode accuracy of 5-way nearest-prototype on a track (n_query per class; the art track has 1).
+
+    embed: uint8 images (N, S, S, 3) -> (N, D) embeddings. cache (optional dict) keeps the clean and
+    rendered embeddings ("clean", "photo") and the rendered pictures ("photo_images") between calls.
+    """
+    if track not in TRACKS:
+        raise ValueError(f"unknown track '{track}'; choose from {TRACKS}")
+    cache = {} if cache is None else cache
+    if "clean" not in cache:
+        cache["clean"] = embed(data.images)
+    if track.startswith("photo") and "photo" not in cache:
+        if "photo_images" not in cache:  # the rendered pictures themselves, kept to embed again later
+            cache["photo_images"] = render_pictures(data.images, data.alpha, pool, seed)
+        cache["photo"] = embed(cache["photo_images"])
+    n_way = min(5, len(np.unique(data.species)))
+    if track == "art":
+        if data.is_art is None:
+            raise ValueError("the art track needs to know which pictures are art (sprite data only)")
+        sampler = EpisodeSampler(data.species, data.source, EpisodeConfig(n_way, n_shot, 1, episodes, seed),
+                                 query_only=data.is_art)
+        return episode_accuracies(cache["clean"], sampler, mean)
+    sampler = EpisodeSampler(data.species, data.source, EpisodeConfig(n_way, n_shot, n_query, episodes, seed))
+    supports = cache["photo"] if track == "photo-both" else cache["clean"]
+    queries = cache["photo"] if track.startswith("photo") else cache["clean"]
+    return episode_accuracies(supports, sampler, mean, query_embeddings=queries)
