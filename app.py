@@ -20,8 +20,8 @@ from pokedemo.checkpoint import load_checkpoint  # noqa: E402
 from pokedemo.config import ASSETS_DIR, CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from pokedemo.data.gallery import Gallery  # noqa: E402
 from pokedemo.images import LIMITS_TEXT  # noqa: E402
-from pokedemo.task import (MAX_WAY, CancelFlag, Models, TaskResult, map_points, read_pictures,  # noqa: E402
-                           run_task)
+from pokedemo.task import (MAX_WAY, CancelFlag, Models, TaskResult, map_points, photo_like,  # noqa: E402
+                           read_pictures, run_task)
 
 GALLERY_DIR = ASSETS_DIR / "gallery"
 TRAIN_HINT = ("python -m pokedemo.data prepare && python -m pokedemo.train teacher && "
@@ -64,6 +64,11 @@ def _truth(path: str) -> tuple[str | None, str]:
     return (item.name, item.source) if item else (None, "upload")
 
 
+def _alpha(path: str):
+    item = GALLERY.identify(path)
+    return GALLERY.alpha(item) if item else None
+
+
 class SessionFiles:
     """The uploads of one visitor (copies in Gradio's cache), deleted when their session ends."""
 
@@ -71,7 +76,7 @@ class SessionFiles:
         self.paths: set[str] = set()
 
     def add(self, paths: list[str]) -> None:
-        self.paths.update(p for p in paths if GALLERY.identify(p) is None)  # gallery copies are shared: keep them
+        self.paths.update(p for p in paths if not GALLERY.is_own_file(p))  # the gallery's own files stay
 
     def remove_all(self) -> None:
         for path in self.paths:
@@ -150,7 +155,7 @@ def results_html(result: TaskResult) -> str:
             f"<tr><th colspan=2>accuracy</th>{accuracy}</tr></table>")
 
 
-def run(n_way, n_shot, steps, tune_teacher, *values, progress=gr.Progress()):
+def run(n_way, n_shot, steps, tune_teacher, photo_queries, task_seed, *values, progress=gr.Progress()):
     """Queued: read and check the visitor's images, then classify with both models."""
     names, galleries = values[:MAX_WAY], values[MAX_WAY:2 * MAX_WAY]
     queries, cancel, method, parameter, seed, thumbnails, uploads = values[2 * MAX_WAY:]
@@ -163,6 +168,8 @@ def run(n_way, n_shot, steps, tune_teacher, *values, progress=gr.Progress()):
     supports, query_pictures, problems = _read_task([[(p, *_truth(p)) for p in _paths(galleries[k])]
                                                      for k in range(n_way)],
                                                     [(p, *_truth(p)) for p in _paths(queries)])
+    if photo_queries:  # gallery queries as phone photos (uploads stay as they are)
+        query_pictures = photo_like(query_pictures, [_alpha(q.path) for q in query_pictures], int(task_seed or 0))
     try:
         result = run_task(MODELS, list(names[:n_way]), supports, query_pictures, n_shot, int(steps),
                           bool(tune_teacher), cancel, lambda f, text: progress(f, desc=text))
@@ -203,7 +210,7 @@ def classify_api(support_files, support_labels: str, query_files, steps: float =
                                               for name in classes],
                                              [(getattr(f, "name", f), None, "upload") for f in (query_files or [])])
     for path in paths + [getattr(f, "name", f) for f in (query_files or [])]:
-        if GALLERY.identify(path) is None:
+        if not GALLERY.is_own_file(path):
             try:  # an API call is its own session: its uploaded copies go as soon as it is answered
                 os.remove(path)
             except OSError:
@@ -317,6 +324,8 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
                 query_picker = gr.Dropdown(GALLERY.species_names, label="add queries from gallery", value=None)
                 steps = gr.Slider(0, 100, value=5, step=5, label="student fine-tuning steps", elem_id="steps")
                 tune_teacher = gr.Checkbox(label="fine-tune the teacher too (slower)")
+                photo_queries = gr.Checkbox(label="photo-like queries: show gallery queries as phone photos",
+                                            elem_id="photo-queries")
         with gr.Row():
             run_button = gr.Button("▶ Run", variant="primary", elem_id="run")
             cancel_button = gr.Button("✋ Cancel", elem_id="cancel")
@@ -366,7 +375,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
                                [slot_galleries[k], slot_names[k], slot_pickers[k]], api_visibility="private")
     query_picker.change(add_query_species, [query_picker, queries], [queries, query_picker], api_visibility="private")
     run_event = run_button.click(
-        run, [n_way, n_shot, steps, tune_teacher, *slot_names, *slot_galleries, queries, cancel_state, method,
+        run, [n_way, n_shot, steps, tune_teacher, photo_queries, seed, *slot_names, *slot_galleries, queries, cancel_state, method,
               parameter, map_seed, thumbnails, uploads_state],
         [predictions, status, teacher_plot, student_plot, result_state, snapshot], api_visibility="private",
         concurrency_limit=2, concurrency_id="task")

@@ -15,6 +15,7 @@ from .checkpoint import base_mean
 from .fewshot import FineTuneConfig, classify, fine_tune, reindex_labels
 from .images import load_image, to_model_image
 from .models import Embedder, to_tensor
+from .tracks import render_pictures
 
 MAX_WAY, MAX_SHOT, MAX_QUERY = 10, 10, 50
 
@@ -39,6 +40,7 @@ class Picture:
     name: str                  # the file name shown to the visitor
     truth: str | None = None   # the species, when known (gallery pictures)
     source: str = "upload"
+    path: str = ""             # where it was read from
 
 
 def read_pictures(files: list[tuple[str, str | None, str]], image_size: int) -> tuple[list[Picture], list[str]]:
@@ -46,10 +48,27 @@ def read_pictures(files: list[tuple[str, str | None, str]], image_size: int) -> 
     pictures, problems = [], []
     for path, truth, source in files:
         try:
-            pictures.append(Picture(to_model_image(load_image(path), image_size), Path(path).name, truth, source))
+            pictures.append(Picture(to_model_image(load_image(path), image_size), Path(path).name, truth, source,
+                                    str(path)))
         except ValueError as error:
             problems.append(str(error))
     return pictures, problems
+
+
+def photo_like(pictures: list[Picture], alphas: list[np.ndarray | None], seed: int) -> list[Picture]:
+    """Pictures with an alpha mask (gallery sprites) rendered like phone photos by the benchmark's renderer
+    (`tracks.render_pictures`, its held-out `test` backgrounds), seeded; the others unchanged. The
+    rendered picture is what the models see and what the page shows."""
+    chosen = [k for k, alpha in enumerate(alphas) if alpha is not None]
+    if not chosen:
+        return pictures
+    rendered = render_pictures(np.stack([pictures[k].image for k in chosen]), np.stack([alphas[k] for k in chosen]),
+                               "test", seed)
+    out = list(pictures)
+    for k, image in zip(chosen, rendered):
+        out[k] = Picture(image, pictures[k].name, pictures[k].truth, pictures[k].source + ", photo-like",
+                         pictures[k].path)
+    return out
 
 
 def check_task(class_names: list[str], supports: list[list[Picture]], queries: list[Picture], n_shot: int) -> None:

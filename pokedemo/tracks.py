@@ -12,6 +12,7 @@ The benchmark renders with the `test` pool, model selection during training with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -42,12 +43,18 @@ class TrackImages:
     is_art: np.ndarray | None
 
 
+@lru_cache(maxsize=4)
+def _bank(pool: str, side: int, seed: int) -> Tensor:
+    """A pool's backgrounds, made once per (pool, side, seed) and only read afterwards."""
+    return make_backgrounds(pool, BANK_SIZE, side, seed)
+
+
 def render_pictures(images: np.ndarray, alpha: np.ndarray, pool: str, seed: int = 0,
                     batch_size: int = 256) -> np.ndarray:
     """Photo-like versions of uint8 sprites (N, S, S, 3) + alpha (N, S, S), each then preprocessed as an
     upload is; deterministic for a seed. returns (N, S, S, 3) uint8."""
     size = images.shape[1]
-    backgrounds = make_backgrounds(pool, BANK_SIZE, max(BANK_SIDE, size), seed)
+    backgrounds = _bank(pool, max(BANK_SIDE, size), seed)
     generator = torch.Generator().manual_seed(seed)
     out = np.empty_like(images)
     for start in range(0, len(images), batch_size):

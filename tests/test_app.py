@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import pytest
 
 import app
@@ -15,13 +16,14 @@ class NoProgress:
         pass
 
 
-def run_random_task(seed=1, n_way=5, n_shot=5, n_query=3, steps=5, cancel=None, method="t-SNE", extra_queries=()):
+def run_random_task(seed=1, n_way=5, n_shot=5, n_query=3, steps=5, cancel=None, method="t-SNE", extra_queries=(),
+                    photo=False):
     filled = app.random_task(seed, n_way, n_shot, n_query)
     names = [u["value"] for u in filled[:app.MAX_WAY]]
     galleries = filled[app.MAX_WAY:2 * app.MAX_WAY]
     queries = list(filled[2 * app.MAX_WAY]) + list(extra_queries)
-    return app.run(n_way, n_shot, steps, False, *names, *galleries, queries, cancel or CancelFlag(), method, 10, 0,
-                   False, app.SessionFiles(), progress=NoProgress())
+    return app.run(n_way, n_shot, steps, False, photo, seed, *names, *galleries, queries, cancel or CancelFlag(), method,
+                   10, 0, False, app.SessionFiles(), progress=NoProgress())
 
 
 def test_the_shipped_models_load_and_the_gallery_has_every_novel_species():
@@ -57,7 +59,7 @@ def test_too_few_support_images_is_a_clear_error():
     filled = app.random_task(3, 5, 2, 2)
     names = [u["value"] for u in filled[:app.MAX_WAY]]
     with pytest.raises(gr.Error, match=r"class 1 .* has 2 usable image\(s\); a 5-shot task needs at least 5"):
-        app.run(5, 5, 0, False, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[20], CancelFlag(), "PCA", 10, 0,
+        app.run(5, 5, 0, False, False, 0, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[20], CancelFlag(), "PCA", 10, 0,
                 False, app.SessionFiles(), progress=NoProgress())
 
 
@@ -66,7 +68,7 @@ def test_duplicate_class_names_are_refused():
     names = [u["value"] for u in filled[:app.MAX_WAY]]
     names[1] = names[0]
     with pytest.raises(gr.Error, match="both called"):
-        app.run(5, 5, 0, False, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[20], CancelFlag(), "PCA", 10, 0,
+        app.run(5, 5, 0, False, False, 0, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[20], CancelFlag(), "PCA", 10, 0,
                 False, app.SessionFiles(), progress=NoProgress())
 
 
@@ -82,7 +84,7 @@ def test_a_cancelled_run_reports_it_and_leaves_the_shared_student_untouched():
             if "fine-tuning" in desc:
                 flag.set()
 
-    _, status, *_ = app.run(3, 2, 50, False, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[20], flag, "PCA",
+    _, status, *_ = app.run(3, 2, 50, False, False, 0, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[20], flag, "PCA",
                             10, 0, False, app.SessionFiles(), progress=CancelDuringFineTuning())
     assert "cancelled" in status
     assert all((before[k] == v).all() for k, v in app.MODELS.student.state_dict().items())
@@ -128,3 +130,31 @@ def test_a_sessions_uploads_are_deleted_when_it_ends_but_gallery_files_stay(tmp_
     files.add([str(upload), gallery_file])
     files.remove_all()
     assert not upload.exists() and Path(gallery_file).exists()
+
+
+def test_photo_like_queries_are_rendered_seeded_and_shown_as_the_models_saw_them():
+    *_, plain, _ = run_random_task(seed=4, steps=0)
+    *_, photo, _ = run_random_task(seed=4, steps=0, photo=True)
+    *_, again, _ = run_random_task(seed=4, steps=0, photo=True)
+    n_support = len(plain.support_labels)
+    plain_q, photo_q = plain.pictures[n_support:], photo.pictures[n_support:]
+    assert [p.name for p in plain_q] == [p.name for p in photo_q] and [p.truth for p in photo_q] == [p.truth for p in plain_q]
+    for before, after, same in zip(plain_q, photo_q, again.pictures[n_support:]):
+        assert "photo-like" in after.source and (before.image != after.image).any()
+        assert (after.image == same.image).all()
+        # a gallery sprite sits on white; its photo-like picture is on a background: most of its border is not white
+        border = np.concatenate([after.image[0], after.image[-1], after.image[:, 0], after.image[:, -1]])
+        assert (border.min(axis=-1) < 240).mean() > 0.5
+    # supports stay as they are
+    assert all((a.image == b.image).all() for a, b in zip(plain.pictures[:n_support], photo.pictures[:n_support]))
+
+
+def test_gallery_pictures_are_recognised_by_content_not_by_name(tmp_path):
+    item = app.GALLERY.items[0]
+    renamed = tmp_path / "my-photo.png"
+    renamed.write_bytes(app.GALLERY.path(item.file).read_bytes())
+    impostor = tmp_path / item.file
+    impostor.write_bytes(app.GALLERY.path(app.GALLERY.items[-1].file).read_bytes()[:-1] + b"\0")
+    assert app.GALLERY.identify(renamed) == item
+    assert app.GALLERY.identify(impostor) is None
+    assert not app.GALLERY.is_own_file(renamed) and app.GALLERY.is_own_file(app.GALLERY.path(item.file))

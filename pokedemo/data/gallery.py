@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +15,13 @@ from .dataset import SpriteDataset, species_table
 
 
 def export_gallery(dataset: SpriteDataset, out: Path, frames_per_source: int = 2) -> Path:
-    """Write out/<species>-<kind>-<k>.png and out/index.csv (file, species_id, name, source)."""
+    """Write out/<species>-<kind>-<k>.png, out/index.csv (file, species_id, name, source) and
+    out/alpha.npz (file names and their alpha masks, so the page can render a picture photo-like)."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     names = species_table()
-    rows = []
+    rows, masks = [], []
     for source_id in np.unique(dataset.source):
         indices = np.flatnonzero(dataset.source == source_id)
         picks = indices[np.linspace(0, len(indices) - 1, min(frames_per_source, len(indices))).round().astype(int)]
@@ -27,11 +30,13 @@ def export_gallery(dataset: SpriteDataset, out: Path, frames_per_source: int = 2
             species_id = int(dataset.species[index])
             file = f"{species_id:03d}-{kind}-{k}.png"
             Image.fromarray(dataset.images[index]).save(out / file, optimize=True)
+            masks.append(dataset.alpha[index])
             rows.append({"file": file, "species_id": species_id, "name": names[species_id]["name"], "source": kind})
     with open(out / "index.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["file", "species_id", "name", "source"])
         writer.writeheader()
         writer.writerows(rows)
+    np.savez_compressed(out / "alpha.npz", files=np.asarray([r["file"] for r in rows]), alpha=np.stack(masks))
     size = sum(p.stat().st_size for p in out.iterdir())
     print(f"wrote {len(rows)} images of {len({r['species_id'] for r in rows})} species to {out} ({size / 1e6:.1f} MB)")
     return out
@@ -54,6 +59,8 @@ class Gallery:
             self.items = [GalleryItem(r["file"], int(r["species_id"]), r["name"], r["source"])
                           for r in csv.DictReader(handle)]
         self.by_file = {item.file: item for item in self.items}
+        # content -> item: a picture is the gallery's when its bytes are, whatever it is called or where it is
+        self.by_digest = {hashlib.sha256((self.folder / item.file).read_bytes()).digest(): item for item in self.items}
         self.by_name: dict[str, list[GalleryItem]] = {}
         for item in self.items:
             self.by_name.setdefault(item.name, []).append(item)
@@ -72,8 +79,28 @@ class Gallery:
         return path
 
     def identify(self, path: str | Path) -> GalleryItem | None:
-        """The gallery item a file came from, by its name (uploads keep their names), else None."""
-        return self.by_file.get(Path(path).name)
+        """The gallery item whose file has the same bytes as `path` (a gallery picture copied by Gradio, or
+        uploaded unchanged), else None. Never by name: an upload called 025-front-0.png is an upload."""
+        try:
+            data = Path(path).read_bytes() if Path(path).stat().st_size < 1 << 20 else b""
+        except OSError:
+            return None
+        return self.by_digest.get(hashlib.sha256(data).digest())
+
+    def is_own_file(self, path: str | Path) -> bool:
+        """Whether `path` resolves to a file inside the gallery folder (never to be deleted)."""
+        return Path(path).resolve().parent == self.folder
+
+    @cached_property
+    def _alpha(self) -> dict[str, np.ndarray]:
+        with np.load(self.folder / "alpha.npz", allow_pickle=False) as arrays:
+            return dict(zip(arrays["files"].tolist(), arrays["alpha"]))
+
+    def alpha(self, item: GalleryItem) -> np.ndarray | None:
+        """The item's alpha mask (S, S) uint8, or None if the gallery was exported without masks."""
+        if not (self.folder / "alpha.npz").exists():
+            return None
+        return self._alpha.get(item.file)
 
     def species_images(self, name: str, n: int, rng: np.random.Generator,
                        exclude_sources: set[str] = frozenset()) -> list[GalleryItem]:
