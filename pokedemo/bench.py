@@ -102,6 +102,27 @@ def val_map(out: Path, per_species: int = 8, seed: int = 0) -> Path:
     return out
 
 
+def render_grid(out: Path, columns: int = 10, seed: int = 0) -> Path:
+    """A picture of what the renderer does: novel sprites (top row), as the photo tracks see them (`test`
+    pool, 2 rows, as the benchmark renders them) and as training sees base sprites (`train` pool, 2 rows)."""
+    from PIL import Image
+
+    from .tracks import render_pictures
+
+    everything, splits = SpriteDataset.load(), split_species()
+    rows = []
+    for split, pool in (("novel", "test"), ("base", "train")):
+        data = everything.subset(splits[split])
+        pick = np.random.default_rng(seed).choice(len(data), columns, replace=False)
+        if split == "novel":
+            rows.append(data.images[pick])
+        rows += [render_pictures(data.images[pick], data.alpha[pick], pool, seed + k) for k in range(2)]
+    grid = np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.Resampling.NEAREST).save(out)
+    print(f"wrote {out}: {len(rows)} rows x {columns}")
+    return out
+
+
 def card_scores(rows: list[dict]) -> dict:
     """Benchmark rows as a card's `scores`: {"novel_5way_5shot": {...}, "novel_photo_5way_5shot": {...}, ...}
     (the clean track keeps its old key)."""
@@ -137,8 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     valmap = commands.add_parser("valmap", help="t-SNE maps of the val species for the app (assets/val_map.json)")
     valmap.add_argument("--out", type=Path, default=Path("assets/val_map.json"))
     valmap.add_argument("--threads", type=int, default=2)
+    grid = commands.add_parser("render-grid", help="a grid of photo-like renderings for docs/")
+    grid.add_argument("--out", type=Path, default=Path("docs/render-grid.png"))
+    grid.add_argument("--threads", type=int, default=1)
     curve = commands.add_parser("finetune-curve", help="student fine-tuning: val accuracy vs steps vs seconds")
     curve.add_argument("--episodes", type=int, default=100)
+    curve.add_argument("--track", action="append", choices=TRACKS, help="repeatable; default: clean")
     curve.add_argument("--threads", type=int, default=2)
     curve.add_argument("--out", type=Path, default=Path("docs/finetune-curve.json"))
     scoreboard = commands.add_parser("all", help="the compression scoreboard: docs/benchmarks.md and .json")
@@ -166,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps(rows, indent=1))
+        elif args.command == "render-grid":
+            render_grid(args.out)
         elif args.command == "valmap":
             val_map(args.out)
         elif args.command == "finetune-curve":
@@ -173,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
             student, card = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
             val = SpriteDataset.load().subset(split_species()["val"])
-            curve = fine_tune_curve(student, card, val, args.episodes)
+            curve = fine_tune_curve(student, card, val, args.episodes, tracks=args.track or ("clean",))
             args.out.write_text(json.dumps({"command": "python -m pokedemo.bench " + " ".join(sys.argv[1:]),
                                             "curve": curve}, indent=1))
         else:

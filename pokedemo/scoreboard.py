@@ -21,45 +21,58 @@ from .data.dataset import EpisodeSampler, SpriteDataset, split_species
 from .fewshot import FineTuneConfig, classify, episode_accuracies, fine_tune, mean_ci95
 from .models import build_model, count_parameters, embed_array, to_tensor
 from .bench import fewshot_rows
+from .tracks import render_pictures, track_sampler, track_views
 
 FINE_TUNE_CURVE_STEPS = (0, 5, 10, 20, 40)
 
 
-def fine_tuned_accuracies(model, dataset: SpriteDataset, episode: EpisodeConfig, config: FineTuneConfig,
-                          mean: torch.Tensor | None, desc: str) -> tuple[list[float], list[float]]:
-    """Per episode: fine-tune a copy on the support set, then classify the queries. (accuracies, seconds)"""
-    sampler = EpisodeSampler(dataset.species, dataset.source, episode)
+def fine_tuned_accuracies(model, supports: np.ndarray, queries: np.ndarray, sampler: EpisodeSampler,
+                          config: FineTuneConfig, mean: torch.Tensor | None, desc: str) -> tuple[list[float], list[float]]:
+    """Per episode: fine-tune a copy on the support set, then classify the queries. (accuracies, seconds)
+    supports, queries: (N, S, S, 3) uint8 tables the sampler's indices point into (the same pictures, seen
+    clean or photo-like)."""
+    episode = sampler.config
     support_labels = torch.arange(episode.n_way).repeat_interleave(episode.n_shot)
     query_labels = torch.arange(episode.n_way).repeat_interleave(episode.n_query)
     accuracies, seconds = [], []
     for support, query, _ in tqdm(sampler, total=episode.episodes, desc=desc, file=sys.stderr):
         started = time.perf_counter()
-        images = to_tensor(dataset.images[np.concatenate([support, query])])
-        tuned = fine_tune(model, images[:len(support)], support_labels, config).model if config.steps else model
+        support_images, query_images = to_tensor(supports[support]), to_tensor(queries[query])
+        tuned = fine_tune(model, support_images, support_labels, config).model if config.steps else model
         with torch.inference_mode():
-            embeddings = tuned.embed(images)
-        probabilities = classify(embeddings[:len(support)], support_labels, embeddings[len(support):], mean)
+            support_embeddings, query_embeddings = tuned.embed(support_images), tuned.embed(query_images)
+        probabilities = classify(support_embeddings, support_labels, query_embeddings, mean)
         seconds.append(time.perf_counter() - started)
         accuracies.append((probabilities.argmax(1) == query_labels).float().mean().item())
     return accuracies, seconds
 
 
-def fine_tune_curve(student, card: dict, val: SpriteDataset, episodes: int,
-                    steps_list=FINE_TUNE_CURVE_STEPS, fractions=(1.0, 0.5)) -> list[dict]:
-    """Accuracy and seconds against steps (5-way 5-shot, the same episodes for every point) on the VAL
-    species: the curve picks the default, so the novel species stay out of it."""
+def fine_tune_curve(student, card: dict, val: SpriteDataset, episodes: int, steps_list=FINE_TUNE_CURVE_STEPS,
+                    fractions=(1.0, 0.5), tracks=("clean",)) -> list[dict]:
+    """Accuracy and seconds against steps (5-way 5-shot, the same episodes for every point of a track) on
+    the VAL species, per robustness track (photo tracks rendered with the val pool): the curve picks the
+    default, so the novel species and the test backgrounds stay out of it."""
+    from .bench import track_images
+
+    data = track_images(val)
+    tables = {"clean": val.images}
     curve = []
-    for fraction in fractions:
-        for steps in steps_list:
-            if steps == 0 and fraction != fractions[0]:
-                continue
-            accuracies, seconds = fine_tuned_accuracies(student, val, EpisodeConfig(n_shot=5, episodes=episodes),
-                                                        FineTuneConfig(steps=steps, train_fraction=fraction),
-                                                        base_mean(card), f"curve {steps} steps x {fraction}")
-            accuracy, ci95 = mean_ci95(accuracies)
-            curve.append({"steps": steps, "train_fraction": fraction, "accuracy": accuracy, "ci95": ci95,
-                          "seconds": float(np.median(seconds)), "episodes": episodes})
-            print(json.dumps(curve[-1]), flush=True)
+    for track in tracks:
+        if track.startswith("photo") and "photo" not in tables:
+            tables["photo"] = render_pictures(val.images, val.alpha, "val", 0)
+        support_view, query_view = track_views(track)
+        for fraction in fractions:
+            for steps in steps_list:
+                if steps == 0 and fraction != fractions[0]:
+                    continue
+                sampler = track_sampler(data, track, 5, episodes)
+                accuracies, seconds = fine_tuned_accuracies(student, tables[support_view], tables[query_view], sampler,
+                                                            FineTuneConfig(steps=steps, train_fraction=fraction),
+                                                            base_mean(card), f"{track}: {steps} steps x {fraction}")
+                accuracy, ci95 = mean_ci95(accuracies)
+                curve.append({"track": track, "steps": steps, "train_fraction": fraction, "accuracy": accuracy,
+                              "ci95": ci95, "seconds": float(np.median(seconds)), "episodes": episodes})
+                print(json.dumps(curve[-1]), flush=True)
     return curve
 
 
@@ -102,8 +115,9 @@ def run_scoreboard(args) -> dict:
                                         ("teacher", teacher, teacher_card, max(10, args.fine_tune_episodes // 10))):
         for n_shot in (1, 5):
             began = time.perf_counter()
+            sampler = EpisodeSampler(novel.species, novel.source, EpisodeConfig(n_shot=n_shot, episodes=episodes))
             accuracies, seconds = fine_tuned_accuracies(
-                model, novel, EpisodeConfig(n_shot=n_shot, episodes=episodes), FineTuneConfig(steps=default_steps),
+                model, novel.images, novel.images, sampler, FineTuneConfig(steps=default_steps),
                 base_mean(card), f"{name}+fine-tune {n_shot}-shot")
             fewshot.append(_row(f"{name}+fine-tune", n_shot, accuracies, episodes, time.perf_counter() - began))
             if n_shot == 5:
@@ -195,7 +209,7 @@ def render_markdown(report: dict) -> str:
               "## Fine-tuning curve (student, 5-way 5-shot, on the val species: it picks the default)", "",
               "| steps | trained fraction of parameters | val accuracy (%) | seconds per episode (fine-tune + embed 100 "
               "images) |", "|---|---|---|---|"]
-    lines += [f"| {c['steps']} | {c['train_fraction']} | {100 * c['accuracy']:.2f} +- {100 * c['ci95']:.2f} "
+    lines += [f"| {c.get('track', 'clean')}: {c['steps']} | {c['train_fraction']} | {100 * c['accuracy']:.2f} +- {100 * c['ci95']:.2f} "
               f"| {c['seconds']:.2f} |" for c in report["fine_tune_curve"]]
     lines += ["", f"Default fine-tuning steps: {report['fine_tune_default_steps']}.", "",
               "## Magnitude pruning (student, 5-way 5-shot)", "", "| sparsity | accuracy (%) |", "|---|---|"]

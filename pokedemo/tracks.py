@@ -66,6 +66,25 @@ def render_pictures(images: np.ndarray, alpha: np.ndarray, pool: str, seed: int 
     return out
 
 
+def track_sampler(data: TrackImages, track: str, n_shot: int, episodes: int, seed: int = 0,
+                  n_query: int = 15) -> EpisodeSampler:
+    """The track's seeded 5-way episodes (the art track: 1 query per class, always art)."""
+    if track not in TRACKS:
+        raise ValueError(f"unknown track '{track}'; choose from {TRACKS}")
+    n_way = min(5, len(np.unique(data.species)))
+    if track == "art":
+        if data.is_art is None:
+            raise ValueError("the art track needs to know which pictures are art (sprite data only)")
+        return EpisodeSampler(data.species, data.source, EpisodeConfig(n_way, n_shot, 1, episodes, seed),
+                              query_only=data.is_art)
+    return EpisodeSampler(data.species, data.source, EpisodeConfig(n_way, n_shot, n_query, episodes, seed))
+
+
+def track_views(track: str) -> tuple[str, str]:
+    """Which pictures the track's supports and queries are: "clean" or "photo" (rendered)."""
+    return ("photo" if track == "photo-both" else "clean"), ("photo" if track.startswith("photo") else "clean")
+
+
 def track_accuracies(embed: Callable[[np.ndarray], Tensor], data: TrackImages, track: str, n_shot: int,
                      episodes: int, seed: int = 0, mean: Tensor | None = None, pool: str = "test",
                      cache: dict | None = None, n_query: int = 15) -> list[float]:
@@ -74,8 +93,7 @@ def track_accuracies(embed: Callable[[np.ndarray], Tensor], data: TrackImages, t
     embed: uint8 images (N, S, S, 3) -> (N, D) embeddings. cache (optional dict) keeps the clean and
     rendered embeddings ("clean", "photo") and the rendered pictures ("photo_images") between calls.
     """
-    if track not in TRACKS:
-        raise ValueError(f"unknown track '{track}'; choose from {TRACKS}")
+    sampler = track_sampler(data, track, n_shot, episodes, seed, n_query)
     cache = {} if cache is None else cache
     if "clean" not in cache:
         cache["clean"] = embed(data.images)
@@ -83,14 +101,5 @@ def track_accuracies(embed: Callable[[np.ndarray], Tensor], data: TrackImages, t
         if "photo_images" not in cache:  # the rendered pictures themselves, kept to embed again later
             cache["photo_images"] = render_pictures(data.images, data.alpha, pool, seed)
         cache["photo"] = embed(cache["photo_images"])
-    n_way = min(5, len(np.unique(data.species)))
-    if track == "art":
-        if data.is_art is None:
-            raise ValueError("the art track needs to know which pictures are art (sprite data only)")
-        sampler = EpisodeSampler(data.species, data.source, EpisodeConfig(n_way, n_shot, 1, episodes, seed),
-                                 query_only=data.is_art)
-        return episode_accuracies(cache["clean"], sampler, mean)
-    sampler = EpisodeSampler(data.species, data.source, EpisodeConfig(n_way, n_shot, n_query, episodes, seed))
-    supports = cache["photo"] if track == "photo-both" else cache["clean"]
-    queries = cache["photo"] if track.startswith("photo") else cache["clean"]
-    return episode_accuracies(supports, sampler, mean, query_embeddings=queries)
+    supports, queries = track_views(track)
+    return episode_accuracies(cache[supports], sampler, mean, query_embeddings=cache[queries])
