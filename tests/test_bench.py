@@ -23,11 +23,31 @@ def test_fewshot_bench_writes_one_json_row_per_model_and_shot(tmp_path, data_roo
     rows = json.loads(out.read_text())
     assert [(r["model"], r["n_shot"]) for r in rows] == [("pixels", 1), ("pixels", 5), ("random-student", 1),
                                                          ("random-student", 5)]
-    assert set(rows[0]) == {"model", "n_way", "n_shot", "n_query", "episodes", "seed", "accuracy", "ci95", "seconds"}
+    assert set(rows[0]) == {"model", "track", "n_way", "n_shot", "n_query", "episodes", "seed", "accuracy", "ci95",
+                            "seconds"}
+    assert {r["track"] for r in rows} == {"clean"}
     assert all(0.2 <= r["accuracy"] <= 1 and r["episodes"] == 20 for r in rows)
     # colours separate the toy species: raw pixels must beat chance by far
     assert rows[1]["accuracy"] > 0.6
     assert "pixels" in capsys.readouterr().out
+
+
+def test_every_track_is_a_row_and_the_photo_tracks_are_harder_for_raw_pixels(tmp_path, data_root):
+    prepare_tiny_dataset(tmp_path)
+    out = tmp_path / "rows.json"
+    tracks = ["clean", "art", "photo", "photo-both"]
+    assert bench_main(["fewshot", "--model", "pixels", *[a for t in tracks for a in ("--track", t)], "--shots", "1",
+                       "--episodes", "30", "--json", str(out), "--threads", "1"]) == 0
+    rows = {r["track"]: r for r in json.loads(out.read_text())}
+    assert list(rows) == tracks and rows["art"]["n_query"] == 1 and rows["photo"]["n_query"] == 15
+    # uniform colours on white: pixels nail clean and art (the tiny art is the same colour), not photo-like queries
+    assert rows["clean"]["accuracy"] > 0.9 and rows["photo"]["accuracy"] < rows["clean"]["accuracy"] - 0.2
+
+
+def test_several_models_with_one_checkpoint_is_refused(data_root, capsys, tmp_path):
+    assert bench_main(["fewshot", "--model", "student", "--model", "teacher", "--checkpoint",
+                       str(tmp_path / "s.safetensors")]) == 1
+    assert "exactly one --model" in capsys.readouterr().err
 
 
 def test_a_missing_dataset_is_a_clear_error(data_root, capsys):
@@ -50,6 +70,6 @@ def test_record_stores_the_measured_figures_in_the_card(tmp_path, data_root):
                        "--json", str(out), "--threads", "1", "--record"]) == 0
     rows, card = json.loads(out.read_text()), read_card(weights)
     for row in rows:
-        recorded = card["scores"][f"novel_5way_{row['n_shot']}shot"]
+        recorded = card["scores"][f"novel_5way_{row['n_shot']}shot"]  # the clean track keeps its old key
         assert recorded["accuracy"] == round(row["accuracy"], 4) and recorded["episodes"] == 10
     assert "--record" in card["scores_command"]
