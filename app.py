@@ -4,10 +4,12 @@ Run: python app.py  (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are honoured)
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import threading
 import time
+import uuid
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -20,8 +22,9 @@ from pokedemo.checkpoint import load_checkpoint  # noqa: E402
 from pokedemo.config import ASSETS_DIR, CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from pokedemo.data.gallery import Gallery  # noqa: E402
 from pokedemo.images import LIMITS_TEXT  # noqa: E402
-from pokedemo.task import (MAX_WAY, CancelFlag, Models, TaskResult, map_points, photo_like,  # noqa: E402
-                           read_pictures, run_task)
+from pokedemo.sessions import SessionRegistry  # noqa: E402
+from pokedemo.task import (MAX_FINE_TUNE_SECONDS, MAX_WAY, Models, TaskResult, check_request,  # noqa: E402
+                           map_points, photo_like, read_pictures, run_task)
 
 GALLERY_DIR = ASSETS_DIR / "gallery"
 TRAIN_HINT = ("python -m pokedemo.data prepare && python -m pokedemo.train teacher && "
@@ -69,22 +72,22 @@ def _alpha(path: str):
     return GALLERY.alpha(item) if item else None
 
 
-class SessionFiles:
-    """The uploads of one visitor (copies in Gradio's cache), deleted when their session ends."""
+SESSIONS = SessionRegistry(keep=lambda path: GALLERY.is_own_file(path))
 
-    def __init__(self):
-        self.paths: set[str] = set()
 
-    def add(self, paths: list[str]) -> None:
-        self.paths.update(p for p in paths if not GALLERY.is_own_file(p))  # the gallery's own files stay
+def arm(request: gr.Request) -> None:
+    """Run was pressed: a new run may start (a Cancel pressed before this click is forgotten)."""
+    SESSIONS.cancel_flag(request.session_hash).clear()
 
-    def remove_all(self) -> None:
-        for path in self.paths:
-            try:
-                os.remove(path)
-            except OSError:
-                pass
-        self.paths.clear()
+
+def cancel(request: gr.Request) -> None:
+    """Stops this visitor's run: a queued run ends as soon as it starts, a running one at its next step."""
+    SESSIONS.cancel_flag(request.session_hash).set()
+
+
+def end_session(request: gr.Request) -> None:
+    """The tab was closed or the connection lost: stop its work, delete its uploads no one else holds."""
+    SESSIONS.end(request.session_hash)
 
 
 def set_ways(n_way: int):
@@ -92,11 +95,15 @@ def set_ways(n_way: int):
 
 
 def random_task(seed: int, n_way: int, n_shot: int, n_query: int):
-    names, supports, queries = GALLERY.random_task(int(seed), int(n_way), int(n_shot), int(n_query))
+    try:
+        names, supports, queries, notes = GALLERY.random_task(int(seed), int(n_way), int(n_shot), int(n_query))
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
     names_out = [gr.update(value=names[k] if k < n_way else "") for k in range(MAX_WAY)]
     galleries = [[str(GALLERY.path(i.file)) for i in supports[k]] if k < n_way else [] for k in range(MAX_WAY)]
     query_paths = [str(GALLERY.path(i.file)) for i in queries]
-    return (*names_out, *galleries, query_paths, f"Random task with seed **{int(seed)}**: share it with the class.")
+    text = f"Random task with seed **{int(seed)}**: share it with the class."
+    return (*names_out, *galleries, query_paths, "\n\n".join([text] + [f"Note: {n}" for n in notes]))
 
 
 def add_species(species: str, current, name: str, n_shot: int):
@@ -119,6 +126,10 @@ def draw_maps(result: TaskResult | None, method: str, parameter: float, seed: in
     """Teacher | student maps of one task; `step` picks a snapshot of the student during fine-tuning."""
     if result is None:
         return None, None
+    try:
+        projection.check_parameters(method, float(parameter), int(seed))
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
     figures = []
     for key in ("teacher", "student+fine-tune" if "student+fine-tune" in result.embeddings else "student"):
         embeddings = None
@@ -138,14 +149,16 @@ def results_html(result: TaskResult) -> str:
     n_support = len(result.support_labels)
     rows = []
     for i, picture in enumerate(result.pictures[n_support:]):
-        cells = [f"<td><img src='{viz.png_data_uri(picture.image, 56)}' alt='{picture.name}'/><br>"
-                 f"<small>{picture.name}</small></td><td>{picture.truth or '?'}</td>"]
+        name, truth = html.escape(picture.name), html.escape(picture.truth or "?")
+        cells = [f"<td><img src='{viz.png_data_uri(picture.image, 56)}' alt='{name}'/><br>"
+                 f"<small>{name}</small></td><td>{truth}</td>"]
         for key in models:
             probabilities = result.probabilities[key][i]
             k = int(probabilities.argmax())
             wrong = picture.truth is not None and picture.truth in result.class_names and \
                 result.class_names[k] != picture.truth
-            cells.append(f"<td class='{'mistake' if wrong else 'ok'}'>{'❌ ' if wrong else ''}{result.class_names[k]}"
+            cells.append(f"<td class='{'mistake' if wrong else 'ok'}'>{'❌ ' if wrong else ''}"
+                         f"{html.escape(result.class_names[k])}"
                          f"<div class='bar'><span style='width:{100 * probabilities[k]:.0f}%'></span></div>"
                          f"{probabilities[k]:.0%}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -155,16 +168,24 @@ def results_html(result: TaskResult) -> str:
             f"<tr><th colspan=2>accuracy</th>{accuracy}</tr></table>")
 
 
-def run(n_way, n_shot, steps, tune_teacher, photo_queries, task_seed, *values, progress=gr.Progress()):
-    """Queued: read and check the visitor's images, then classify with both models."""
+def run(n_way, n_shot, steps, tune_teacher, photo_queries, task_seed, *values, request: gr.Request,
+        progress=gr.Progress()):
+    """Queued: check the request's limits, read the visitor's images, then classify with both models."""
     names, galleries = values[:MAX_WAY], values[MAX_WAY:2 * MAX_WAY]
-    queries, cancel, method, parameter, seed, thumbnails, uploads = values[2 * MAX_WAY:]
+    queries, method, parameter, seed, thumbnails = values[2 * MAX_WAY:]
     if MODELS is None:
         raise gr.Error(MODELS_PROBLEM)
-    uploads.add([p for g in galleries for p in _paths(g)] + _paths(queries))
-    cancel.clear()
+    session, n_way, n_shot = request.session_hash, int(n_way), int(n_shot)
+    SESSIONS.add_files(session, [p for g in galleries for p in _paths(g)] + _paths(queries))
+    cancel_flag = SESSIONS.cancel_flag(session)
+    if cancel_flag.is_set():
+        return "", "Cancelled before it started.", None, None, None, gr.update()
     started = time.perf_counter()
-    n_way, n_shot = int(n_way), int(n_shot)
+    try:
+        check_request([_paths(galleries[k]) for k in range(n_way)], _paths(queries), int(steps))
+        projection.check_parameters(method, float(parameter), int(seed))
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
     supports, query_pictures, problems = _read_task([[(p, *_truth(p)) for p in _paths(galleries[k])]
                                                      for k in range(n_way)],
                                                     [(p, *_truth(p)) for p in _paths(queries)])
@@ -172,14 +193,16 @@ def run(n_way, n_shot, steps, tune_teacher, photo_queries, task_seed, *values, p
         query_pictures = photo_like(query_pictures, [_alpha(q.path) for q in query_pictures], int(task_seed or 0))
     try:
         result = run_task(MODELS, list(names[:n_way]), supports, query_pictures, n_shot, int(steps),
-                          bool(tune_teacher), cancel, lambda f, text: progress(f, desc=text))
+                          bool(tune_teacher), cancel_flag, lambda f, text: progress(f, desc=text))
     except ValueError as error:
         raise gr.Error(" ".join([str(error)] + [f"(Skipped: {p})" for p in problems])) from None
     teacher_map, student_map = draw_maps(result, method, parameter, seed, thumbnails)
     notes = [f"Done in {time.perf_counter() - started:.1f} s (student fine-tuning {result.fine_tune_seconds:.1f} s)."]
     if result.cancelled:
         notes.append("**Fine-tuning was cancelled**: the student column shows the model as it was when stopped.")
-    notes += [f"⚠️ Skipped: {p}" for p in problems]
+    if result.timed_out:
+        notes.append(f"Fine-tuning stopped at its time limit ({MAX_FINE_TUNE_SECONDS:.0f} s), before all its steps.")
+    notes += [f"⚠️ Skipped: {html.escape(p)}" for p in problems]
     snapshots = max(0, len(result.snapshots) - 1)
     return (results_html(result), "\n\n".join(notes), teacher_map, student_map, result,
             gr.update(maximum=max(1, snapshots), value=snapshots, interactive=snapshots > 0))
@@ -203,18 +226,22 @@ def classify_api(support_files, support_labels: str, query_files, steps: float =
         raise gr.Error(MODELS_PROBLEM)
     labels = [s.strip() for s in (support_labels or "").split(",")]
     paths = [getattr(f, "name", f) for f in (support_files or [])]
-    if len(labels) != len(paths):
-        raise gr.Error(f"{len(paths)} support images but {len(labels)} class names: give one name per image")
-    classes = list(dict.fromkeys(labels))
-    supports, queries, problems = _read_task([[(p, None, "upload") for p, l in zip(paths, labels) if l == name]
-                                              for name in classes],
-                                             [(getattr(f, "name", f), None, "upload") for f in (query_files or [])])
-    for path in paths + [getattr(f, "name", f) for f in (query_files or [])]:
-        if not GALLERY.is_own_file(path):
-            try:  # an API call is its own session: its uploaded copies go as soon as it is answered
-                os.remove(path)
-            except OSError:
-                pass
+    query_paths = [getattr(f, "name", f) for f in (query_files or [])]
+    call = f"api:{uuid.uuid4()}"  # an API call is its own session: its uploads go as soon as it is answered
+    SESSIONS.add_files(call, paths + query_paths)
+    try:
+        if len(labels) != len(paths):
+            raise gr.Error(f"{len(paths)} support images but {len(labels)} class names: give one name per image")
+        classes = list(dict.fromkeys(labels))
+        try:
+            check_request([[p for p, l in zip(paths, labels) if l == name] for name in classes], query_paths,
+                          int(steps))
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        supports, queries, problems = _read_task([[(p, None, "upload") for p, l in zip(paths, labels) if l == name]
+                                                  for name in classes], [(p, None, "upload") for p in query_paths])
+    finally:
+        SESSIONS.end(call)
     n_shot = min((len(s) for s in supports), default=0)
     try:
         result = run_task(MODELS, classes, supports, queries, max(1, n_shot), int(steps), snapshot_every=0)
@@ -296,8 +323,6 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
                 f"student is fine-tuned on your pictures. Uploads: {LIMITS_TEXT}.")
     if MODELS_PROBLEM:
         gr.Markdown(f"⚠️ {MODELS_PROBLEM}")
-    cancel_state = gr.State(CancelFlag())
-    uploads_state = gr.State(SessionFiles(), delete_callback=lambda files: files.remove_all())
     result_state = gr.State(None)
     with gr.Tab("Few-shot task"):
         with gr.Row():
@@ -374,19 +399,21 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
         slot_pickers[k].change(add_species, [slot_pickers[k], slot_galleries[k], slot_names[k], n_shot],
                                [slot_galleries[k], slot_names[k], slot_pickers[k]], api_visibility="private")
     query_picker.change(add_query_species, [query_picker, queries], [queries, query_picker], api_visibility="private")
-    run_event = run_button.click(
-        run, [n_way, n_shot, steps, tune_teacher, photo_queries, seed, *slot_names, *slot_galleries, queries, cancel_state, method,
-              parameter, map_seed, thumbnails, uploads_state],
-        [predictions, status, teacher_plot, student_plot, result_state, snapshot], api_visibility="private",
-        concurrency_limit=2, concurrency_id="task")
-    cancel_button.click(lambda flag: flag.set(), cancel_state, None, queue=False, api_visibility="private")
+    # every CPU-heavy handler shares one limit ("task"): runs, map redraws, API calls, speed measurements
+    heavy = {"concurrency_limit": 2, "concurrency_id": "task", "api_visibility": "private"}
+    run_button.click(arm, None, None, queue=False, api_visibility="private").then(
+        run, [n_way, n_shot, steps, tune_teacher, photo_queries, seed, *slot_names, *slot_galleries, queries, method,
+              parameter, map_seed, thumbnails],
+        [predictions, status, teacher_plot, student_plot, result_state, snapshot], **heavy)
+    cancel_button.click(cancel, None, None, queue=False, api_visibility="private")
     redraw_inputs = [result_state, method, parameter, map_seed, thumbnails, snapshot]
     for control in (method, parameter, map_seed, thumbnails):
-        control.change(draw_maps, redraw_inputs, [teacher_plot, student_plot], api_visibility="private")
-    snapshot.release(draw_maps, redraw_inputs, [teacher_plot, student_plot], api_visibility="private")
+        control.change(draw_maps, redraw_inputs, [teacher_plot, student_plot], **heavy)
+    snapshot.release(draw_maps, redraw_inputs, [teacher_plot, student_plot], **heavy)
     api_button.click(classify_api, [api_support, api_labels, api_queries, api_steps, api_maps], api_out, api_name="classify",
                      concurrency_limit=2, concurrency_id="task")
-    measure_button.click(measure_here, None, measured, api_visibility="private", concurrency_limit=1)
+    measure_button.click(measure_here, None, measured, **heavy)
+    demo.unload(end_session)
     demo.load(val_maps, None, [val_teacher_plot, val_student_plot], api_visibility="private")
     demo.load(compression_figures, None, [accuracy_plot, parameters_plot, latency_plot, pruning_plot],
               api_visibility="private")

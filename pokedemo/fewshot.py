@@ -92,6 +92,7 @@ class FineTuneConfig:
     augment_copies: int = 2      # augmented views of each support image per step
     train_fraction: float = 0.5  # train only the last layers holding this fraction of the parameters
     seed: int = 0
+    max_seconds: float = 0.0     # stop after this long, whatever the steps (0 = no limit)
 
 
 def _last_parameters(model: torch.nn.Module, fraction: float) -> list[torch.nn.Parameter]:
@@ -113,6 +114,7 @@ class FineTuneResult:
     losses: list[float]
     seconds: float
     cancelled: bool = False
+    timed_out: bool = False
     snapshots: list[Tensor] = field(default_factory=list)
 
 
@@ -152,6 +154,9 @@ def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Te
         if cancel is not None and cancel.is_set():
             result.cancelled = True
             break
+        if config.max_seconds and time.perf_counter() - started > config.max_seconds:
+            result.timed_out = True
+            break
         views = augment(support_images.repeat(config.augment_copies + 1, 1, 1, 1), generator=generator)
         embeddings = tuned.embed(views).view(config.augment_copies + 1, len(support_images), -1)
         prototypes = compute_prototypes(embeddings[0], support_labels, n_way)
@@ -166,6 +171,8 @@ def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Te
             callback(step + 1, loss.item())
         if snapshot_every and (step + 1) % snapshot_every == 0:
             snapshot()
+    if snapshot_every and result.losses and len(result.losses) % snapshot_every:
+        snapshot()  # the last snapshot is always the model that classifies (also after a cancel)
     for parameter in tuned.parameters():
         parameter.requires_grad_(False)
     result.seconds = time.perf_counter() - started

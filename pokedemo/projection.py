@@ -6,6 +6,19 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 METHODS = ("t-SNE", "UMAP", "PCA")
+PARAMETER_RANGE = (2, 50)      # t-SNE perplexity / UMAP neighbours a visitor may ask for
+MAX_SEED = 2 ** 31 - 1
+
+
+def check_parameters(method: str, parameter: float, seed: int) -> None:
+    """ValueErrors naming the limit, for what a visitor sets on the map controls."""
+    if method not in METHODS:
+        raise ValueError(f"unknown projection '{method}'; choose from {', '.join(METHODS)}")
+    if not PARAMETER_RANGE[0] <= parameter <= PARAMETER_RANGE[1]:
+        raise ValueError(f"the map's perplexity / neighbours must be between {PARAMETER_RANGE[0]} and "
+                         f"{PARAMETER_RANGE[1]}, got {parameter}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"the map seed must be between 0 and {MAX_SEED}, got {seed}")
 
 
 def project(embeddings: np.ndarray, method: str = "t-SNE", parameter: float | None = None, seed: int = 0) -> np.ndarray:

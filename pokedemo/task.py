@@ -18,6 +18,33 @@ from .models import Embedder, to_tensor
 from .tracks import render_pictures
 
 MAX_WAY, MAX_SHOT, MAX_QUERY = 10, 10, 50
+MAX_STEPS = 100                       # fine-tuning steps a visitor may ask for
+MAX_SUPPORT_FILES = 20                # pictures in one class slot (the first n_shot are used)
+MAX_FILES = MAX_WAY * MAX_SUPPORT_FILES + MAX_QUERY   # pictures in one call, page or API
+MAX_CALL_BYTES = 100 * 1024 * 1024    # their bytes together, counted before decoding
+MAX_FINE_TUNE_SECONDS = 20.0          # a fine-tuning run stops here whatever the steps
+
+
+def check_request(support_paths: list[list[str]], query_paths: list[str], steps: int) -> None:
+    """Limits on what one call may ask, checked before any picture is decoded: ValueErrors naming the limit."""
+    if not 0 <= steps <= MAX_STEPS:
+        raise ValueError(f"fine-tuning steps must be between 0 and {MAX_STEPS}, got {steps}")
+    if len(support_paths) > MAX_WAY:
+        raise ValueError(f"{len(support_paths)} classes; at most {MAX_WAY}")
+    for k, paths in enumerate(support_paths, start=1):
+        if len(paths) > MAX_SUPPORT_FILES:
+            raise ValueError(f"class {k} has {len(paths)} pictures; at most {MAX_SUPPORT_FILES} per class")
+    if len(query_paths) > MAX_QUERY:
+        raise ValueError(f"{len(query_paths)} query images; at most {MAX_QUERY} at a time")
+    total = 0
+    for path in [p for paths in support_paths for p in paths] + list(query_paths):
+        try:
+            total += Path(path).stat().st_size
+        except OSError:
+            continue  # a missing file is reported by name when it is read
+    if total > MAX_CALL_BYTES:
+        raise ValueError(f"the pictures of this task weigh {total / 2 ** 20:.0f} MB together; the limit is "
+                         f"{MAX_CALL_BYTES // 2 ** 20} MB per task")
 
 
 @dataclass
@@ -104,6 +131,7 @@ class TaskResult:
     snapshots: list[np.ndarray] = field(default_factory=list)  # student during fine-tuning
     fine_tune_seconds: float = 0.0
     cancelled: bool = False
+    timed_out: bool = False                    # fine-tuning stopped at MAX_FINE_TUNE_SECONDS
 
     def predictions(self, model: str) -> list[str]:
         return [self.class_names[k] for k in self.probabilities[model].argmax(axis=1)]
@@ -143,39 +171,27 @@ def run_task(models: Models, class_names: list[str], supports: list[list[Picture
     progress(0.15, "embedding with the student")
     student_mean = base_mean(models.student_card)
     evaluate("student", models.student, student_mean)
-    if fine_tune_steps > 0:
-        config = FineTuneConfig(steps=fine_tune_steps)
+    if not 0 <= fine_tune_steps <= MAX_STEPS:
+        raise ValueError(f"fine-tuning steps must be between 0 and {MAX_STEPS}, got {fine_tune_steps}")
+    if fine_tune_steps > 0 and not (cancel is not None and cancel.is_set()):
+        config = FineTuneConfig(steps=fine_tune_steps, max_seconds=MAX_FINE_TUNE_SECONDS)
         tuned = fine_tune(models.student, support_images, support_labels, config, cancel,
                           callback=lambda step, loss: progress(0.2 + 0.6 * step / config.steps,
                                                                f"fine-tuning the student: step {step}/{config.steps}, "
                                                                f"loss {loss:.3f}"),
                           snapshot_every=snapshot_every, snapshot_images=images)
         result.cancelled, result.fine_tune_seconds = tuned.cancelled, tuned.seconds
+        result.timed_out = tuned.timed_out
         result.snapshots = [s.numpy() for s in tuned.snapshots]
         evaluate("student+fine-tune", tuned.model, student_mean)
         if fine_tune_teacher and not tuned.cancelled:
-            tuned_teacher = fine_tune(models.teacher, support_images, support_labels, FineTuneConfig(steps=max(
-                1, fine_tune_steps // 2)), cancel, callback=lambda s, l: progress(0.85, f"fine-tuning the teacher: step {s}"))
+            tuned_teacher = fine_tune(models.teacher, support_images, support_labels, FineTuneConfig(
+                steps=max(1, fine_tune_steps // 2), max_seconds=MAX_FINE_TUNE_SECONDS), cancel,
+                callback=lambda s, l: progress(0.85, f"fine-tuning the teacher: step {s}"))
             result.cancelled = tuned_teacher.cancelled
             evaluate("teacher+fine-tune", tuned_teacher.model, base_mean(models.teacher_card))
     progress(0.9, "drawing the maps")
     return result
-
-
-class CancelFlag:
-    """A cancel switch that lives in one visitor's gr.State (deep-copyable, unlike threading.Event)."""
-
-    def __init__(self):
-        self._set = False
-
-    def set(self) -> None:
-        self._set = True
-
-    def clear(self) -> None:
-        self._set = False
-
-    def is_set(self) -> bool:
-        return self._set
 
 
 def map_points(result: TaskResult, key: str, embeddings: np.ndarray | None = None) -> dict:

@@ -50,6 +50,7 @@ class TrainConfig:
     beta: float = 1.0                # student: embedding-level term; 0 = the source report's loss
     colour: bool = True              # colour augmentation (hue, saturation, ...)
     render_p: float = 0.0            # share of training views rendered photo-like (`render`, train pool)
+    teacher_view: str = "clean"      # student: teacher targets on the clean image (once) or on the "same" view
     val_episodes: int = 300
     steps_per_epoch: int = 0         # 0 = one pass over the training images
     seed: int = 0
@@ -207,9 +208,14 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
                     config.ce_weight * F.cross_entropy(model.classifier(features), batch_labels, label_smoothing=0.1)
             else:
                 to_teacher = heads.to_teacher(features) if heads.to_teacher is not None else None
-                loss = distillation_loss(heads.classifier(features), teacher_logits[index].to(device), projected,
+                target_logits, target_embeddings = teacher_logits[index].to(device), teacher_embeddings[index].to(device)
+                if config.teacher_view == "same":  # the teacher sees the student's (possibly corrupted) view
+                    with torch.inference_mode():
+                        feats = teacher(batch)
+                        target_logits, target_embeddings = teacher.classifier(feats), F.normalize(feats, dim=-1)
+                loss = distillation_loss(heads.classifier(features), target_logits, projected,
                                          batch_labels, config.alpha, config.temperature, config.supcon_temperature,
-                                         to_teacher, teacher_embeddings[index].to(device), config.beta)
+                                         to_teacher, target_embeddings, config.beta)
                 if unlabeled is not None:  # unlabeled images learn from the teacher's outputs alone
                     pick = torch.from_numpy(rng.choice(len(unlabeled), len(index) // 2))
                     u_features = model(augment(unlabeled[pick], generator=generator).to(device))
@@ -289,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    if config.teacher_view not in ("clean", "same"):
+        print(f"error: --teacher-view must be clean or same, got '{config.teacher_view}'", file=sys.stderr)
+        return 2
     try:
         train(args.kind, args, config)
     except (ValueError, FileNotFoundError) as error:  # json.JSONDecodeError is a ValueError

@@ -43,7 +43,7 @@ def start_server(timeout: float = 120.0) -> tuple[subprocess.Popen, str, float]:
 
 def gallery_task(gallery, seed: int, n_way: int = 5, n_shot: int = 5, n_query: int = 5):
     """(support paths, comma-separated labels, query paths, class names) of a seeded random gallery task."""
-    names, supports, queries = gallery.random_task(seed, n_way, n_shot, n_query)
+    names, supports, queries, _ = gallery.random_task(seed, n_way, n_shot, n_query)
     paths = [str(gallery.path(i.file)) for items in supports for i in items]
     labels = ",".join(name for name, items in zip(names, supports) for _ in items)
     return paths, labels, [str(gallery.path(i.file)) for i in queries], names

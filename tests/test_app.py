@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import app
-from pokedemo.task import CancelFlag, TaskResult
+from pokedemo.task import MAX_STEPS, TaskResult
 
 
 class NoProgress:
@@ -16,14 +16,27 @@ class NoProgress:
         pass
 
 
-def run_random_task(seed=1, n_way=5, n_shot=5, n_query=3, steps=5, cancel=None, method="t-SNE", extra_queries=(),
-                    photo=False):
-    filled = app.random_task(seed, n_way, n_shot, n_query)
-    names = [u["value"] for u in filled[:app.MAX_WAY]]
-    galleries = filled[app.MAX_WAY:2 * app.MAX_WAY]
-    queries = list(filled[2 * app.MAX_WAY]) + list(extra_queries)
-    return app.run(n_way, n_shot, steps, False, photo, seed, *names, *galleries, queries, cancel or CancelFlag(), method,
-                   10, 0, False, app.SessionFiles(), progress=NoProgress())
+class FakeRequest:
+    """What Gradio passes as gr.Request: the visitor's session."""
+
+    def __init__(self, session_hash: str = "visitor"):
+        self.session_hash = session_hash
+
+
+def run_filled(filled, n_way, n_shot, steps, names=None, photo=False, seed=0, method="PCA", session="visitor",
+               progress=None):
+    names = names or [u["value"] for u in filled[:app.MAX_WAY]]
+    return app.run(n_way, n_shot, steps, False, photo, seed, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY],
+                   filled[2 * app.MAX_WAY], method, 10, 0, False, request=FakeRequest(session),
+                   progress=progress or NoProgress())
+
+
+def run_random_task(seed=1, n_way=5, n_shot=5, n_query=3, steps=5, method="t-SNE", extra_queries=(), photo=False,
+                    session="visitor"):
+    filled = list(app.random_task(seed, n_way, n_shot, n_query))
+    filled[2 * app.MAX_WAY] = list(filled[2 * app.MAX_WAY]) + list(extra_queries)
+    app.arm(FakeRequest(session))
+    return run_filled(filled, n_way, n_shot, steps, photo=photo, seed=seed, method=method, session=session)
 
 
 def test_the_shipped_models_load_and_the_gallery_has_every_novel_species():
@@ -57,10 +70,8 @@ def test_a_bad_upload_is_named_and_the_rest_of_the_task_still_runs(tmp_path):
 
 def test_too_few_support_images_is_a_clear_error():
     filled = app.random_task(3, 5, 2, 2)
-    names = [u["value"] for u in filled[:app.MAX_WAY]]
     with pytest.raises(gr.Error, match=r"class 1 .* has 2 usable image\(s\); a 5-shot task needs at least 5"):
-        app.run(5, 5, 0, False, False, 0, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[20], CancelFlag(), "PCA", 10, 0,
-                False, app.SessionFiles(), progress=NoProgress())
+        run_filled(filled, 5, 5, 0)
 
 
 def test_duplicate_class_names_are_refused():
@@ -68,26 +79,56 @@ def test_duplicate_class_names_are_refused():
     names = [u["value"] for u in filled[:app.MAX_WAY]]
     names[1] = names[0]
     with pytest.raises(gr.Error, match="both called"):
-        app.run(5, 5, 0, False, False, 0, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[20], CancelFlag(), "PCA", 10, 0,
-                False, app.SessionFiles(), progress=NoProgress())
+        run_filled(filled, 5, 5, 0, names=names)
 
 
 def test_a_cancelled_run_reports_it_and_leaves_the_shared_student_untouched():
     before = {k: v.clone() for k, v in app.MODELS.student.state_dict().items()}
-    flag = CancelFlag()
-    flag.set()  # pressed before fine-tuning starts: run() clears it, so set it again from the progress callback
     filled = app.random_task(2, 3, 2, 2)
-    names = [u["value"] for u in filled[:app.MAX_WAY]]
 
     class CancelDuringFineTuning(NoProgress):
         def __call__(self, fraction, desc=""):
-            if "fine-tuning" in desc:
-                flag.set()
+            if "step 2/" in desc:
+                app.cancel(FakeRequest("canceller"))
 
-    _, status, *_ = app.run(3, 2, 50, False, False, 0, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[20], flag, "PCA",
-                            10, 0, False, app.SessionFiles(), progress=CancelDuringFineTuning())
-    assert "cancelled" in status
+    app.arm(FakeRequest("canceller"))
+    _, status, _, student_map, result, snapshot = run_filled(filled, 3, 2, 50, session="canceller",
+                                                            progress=CancelDuringFineTuning())
+    assert "cancelled" in status and result.cancelled
     assert all((before[k] == v).all() for k, v in app.MODELS.student.state_dict().items())
+    # the last snapshot, which every redraw shows, is the model of the predictions, not the untuned student
+    import numpy as np
+    assert np.allclose(result.snapshots[-1], result.embeddings["student+fine-tune"], atol=1e-5)
+    assert not np.allclose(result.snapshots[-1], result.embeddings["student"], atol=1e-3)
+
+
+def test_a_cancel_pressed_while_the_run_waits_in_the_queue_stops_it_before_any_work():
+    filled = app.random_task(2, 3, 2, 2)
+    app.arm(FakeRequest("queued"))
+    app.cancel(FakeRequest("queued"))          # pressed while the run waits for a worker
+    html, status, teacher_map, *_ = run_filled(filled, 3, 2, 50, session="queued")
+    assert status == "Cancelled before it started." and html == "" and teacher_map is None
+
+
+def test_two_sessions_keep_their_own_cancel_flags_and_results():
+    filled = app.random_task(5, 3, 2, 2)
+    app.arm(FakeRequest("a")), app.arm(FakeRequest("b"))
+    app.cancel(FakeRequest("a"))
+    _, status_b, _, _, result_b, _ = run_filled(filled, 3, 2, 5, session="b")
+    _, status_a, *_ = run_filled(filled, 3, 2, 5, session="a")
+    assert status_a == "Cancelled before it started." and "Done in" in status_b and not result_b.cancelled
+
+
+def test_limits_are_checked_before_any_picture_is_read(tmp_path):
+    filled = list(app.random_task(2, 3, 2, 2))
+    with pytest.raises(gr.Error, match=f"between 0 and {MAX_STEPS}, got 1000000"):
+        run_filled(filled, 3, 2, 1_000_000)
+    many = [str(tmp_path / f"q{k}.png") for k in range(51)]   # never created: the count alone is refused
+    filled[2 * app.MAX_WAY] = many
+    with pytest.raises(gr.Error, match="51 query images; at most 50"):
+        run_filled(filled, 3, 2, 5)
+    with pytest.raises(gr.Error, match="between 2 and 50"):
+        app.draw_maps(run_random_task(n_way=3, n_shot=2, n_query=2, steps=0)[4], "t-SNE", 10_000, 0, False)
 
 
 def test_maps_redraw_with_every_method_and_replay_fine_tuning():
@@ -122,14 +163,16 @@ def test_gallery_paths_cannot_leave_the_gallery():
             app.GALLERY.path(bad)
 
 
-def test_a_sessions_uploads_are_deleted_when_it_ends_but_gallery_files_stay(tmp_path):
-    upload = tmp_path / "mine.png"
-    upload.write_bytes(b"x")
-    files = app.SessionFiles()
+def test_a_sessions_uploads_are_deleted_when_it_ends_but_shared_and_gallery_files_stay(tmp_path):
+    mine, shared = tmp_path / "mine.png", tmp_path / "shared.png"
+    mine.write_bytes(b"x"), shared.write_bytes(b"y")
     gallery_file = str(app.GALLERY.path(app.GALLERY.items[0].file))
-    files.add([str(upload), gallery_file])
-    files.remove_all()
-    assert not upload.exists() and Path(gallery_file).exists()
+    app.SESSIONS.add_files("leaving", [str(mine), str(shared), gallery_file])
+    app.SESSIONS.add_files("staying", [str(shared)])           # the same upload, stored once by Gradio
+    app.end_session(FakeRequest("leaving"))
+    assert not mine.exists() and shared.exists() and Path(gallery_file).exists()
+    app.end_session(FakeRequest("staying"))
+    assert not shared.exists()
 
 
 def test_photo_like_queries_are_rendered_seeded_and_shown_as_the_models_saw_them():

@@ -121,19 +121,49 @@ class Gallery:
         return picked
 
     def random_task(self, seed: int, n_way: int = 5, n_shot: int = 5, n_query: int = 5
-                    ) -> tuple[list[str], list[list[GalleryItem]], list[GalleryItem]]:
-        """(class names, support items per class, query items): queries never share a source with the
-        support images of their class (as in the benchmark)."""
+                    ) -> tuple[list[str], list[list[GalleryItem]], list[GalleryItem], list[str]]:
+        """(class names, n_shot support items per class, n_query query items per class (class-major),
+        notes). Exactly the asked numbers, never a picture twice; the queries of a class share no source
+        (front, back, shiny, art...) with its supports wherever the species' sources allow it, otherwise a
+        note says so. ValueError when too few species hold n_shot + n_query pictures."""
+        if not 2 <= n_way <= len(self.species_names) or n_shot < 1 or n_query < 1:
+            raise ValueError(f"a random task needs 2 to {len(self.species_names)} classes and at least one support "
+                             f"and one query per class (got {n_way}, {n_shot}, {n_query})")
+        need = n_shot + n_query
+        eligible = [name for name in self.species_names if len(self.by_name[name]) >= need]
+        if len(eligible) < n_way:
+            most = max(len(items) for items in self.by_name.values())
+            raise ValueError(f"the gallery has {len(eligible)} species with {need} pictures ({n_shot} support + "
+                             f"{n_query} query); a {n_way}-way task needs {n_way}. Lower the shots or queries "
+                             f"(the gallery holds at most {most} pictures of a species).")
         rng = np.random.default_rng(seed)
-        names = [self.species_names[k] for k in rng.choice(len(self.species_names), n_way, replace=False)]
-        supports, queries = [], []
+        names = [eligible[k] for k in rng.choice(len(eligible), n_way, replace=False)]
+        supports, queries, notes = [], [], []
         for name in names:
-            sources = sorted({i.source for i in self.by_name[name]})
-            support_sources = set(rng.choice(sources, max(1, len(sources) * 2 // 5), replace=False).tolist())
-            support = [i for i in self.species_images(name, 10 * n_shot, rng) if i.source in support_sources]
-            while len(support) < n_shot:  # few frames in the support sources: top up from the others
-                support.append(self.species_images(name, 1, rng, {s.source for s in support} | set())[0])
-            supports.append(support[:n_shot])
-            used = {s.source for s in supports[-1]}
-            queries += self.species_images(name, n_query, rng, exclude_sources=used)
-        return names, supports, queries
+            support, query, disjoint = self._split(self.by_name[name], n_shot, n_query, rng)
+            supports.append(support)
+            queries += query
+            if not disjoint:
+                notes.append(f"{name}: too few sources for queries from other sources than the supports; "
+                             "its queries are other pictures of the same sources")
+        return names, supports, queries, notes
+
+    @staticmethod
+    def _split(items: list[GalleryItem], n_shot: int, n_query: int, rng: np.random.Generator
+               ) -> tuple[list[GalleryItem], list[GalleryItem], bool]:
+        """n_shot supports and n_query queries of one species, source-disjoint when possible."""
+        by_source: dict[str, list[GalleryItem]] = {}
+        for item in items:
+            by_source.setdefault(item.source, []).append(item)
+        pick = lambda pool, n: [pool[k] for k in rng.choice(len(pool), n, replace=False)]
+        for _ in range(50):
+            order = [list(by_source)[k] for k in rng.permutation(len(by_source))]
+            chosen, count = [], 0
+            while count < n_shot and len(chosen) < len(order):
+                chosen.append(order[len(chosen)])
+                count += len(by_source[chosen[-1]])
+            rest = [i for s in order[len(chosen):] for i in by_source[s]]
+            if count >= n_shot and len(rest) >= n_query:
+                return pick([i for s in chosen for i in by_source[s]], n_shot), pick(rest, n_query), True
+        shuffled = pick(items, n_shot + n_query)
+        return shuffled[:n_shot], shuffled[n_shot:], False
