@@ -72,7 +72,22 @@ def _alpha(path: str):
     return GALLERY.alpha(item) if item else None
 
 
-SESSIONS = SessionRegistry(keep=lambda path: GALLERY.is_own_file(path))
+QUEUE_SIZE = int(os.environ.get("POKEDEMO_QUEUE_SIZE", "40"))
+# An upload is deleted when its session ends, unless the same picture was uploaded within the grace period:
+# a request waiting in the queue may name it. Longest wait: QUEUE_SIZE tasks / 2 workers x ~60 s each.
+SESSIONS = SessionRegistry(keep=lambda path: GALLERY.is_own_file(path),
+                           grace_seconds=float(os.environ.get("POKEDEMO_UPLOAD_GRACE_S", QUEUE_SIZE / 2 * 60)))
+
+
+def register_uploads(files, request: gr.Request) -> None:
+    """A visitor uploaded pictures into a slot: they are the session's from now on."""
+    SESSIONS.add_files(request.session_hash, _paths(files))
+
+
+def sweep_uploads_forever(every: float = 60.0) -> None:
+    while True:
+        time.sleep(every)
+        SESSIONS.sweep()
 
 
 def arm(request: gr.Request) -> None:
@@ -168,8 +183,8 @@ def results_html(result: TaskResult) -> str:
             f"<tr><th colspan=2>accuracy</th>{accuracy}</tr></table>")
 
 
-def run(n_way, n_shot, steps, tune_teacher, photo_queries, task_seed, *values, request: gr.Request,
-        progress=gr.Progress()):
+def run(n_way, n_shot, steps, tune_teacher, photo_queries, task_seed, request: gr.Request,
+        progress=gr.Progress(), *values):  # noqa: B026 - Gradio injects request and progress by position
     """Queued: check the request's limits, read the visitor's images, then classify with both models."""
     names, galleries = values[:MAX_WAY], values[MAX_WAY:2 * MAX_WAY]
     queries, method, parameter, seed, thumbnails = values[2 * MAX_WAY:]
@@ -395,6 +410,8 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
     n_way.change(set_ways, n_way, slot_columns, api_visibility="private")
     random_button.click(random_task, [seed, n_way, n_shot, n_query], [*slot_names, *slot_galleries, queries, status],
                         api_visibility="private")
+    for component in (*slot_galleries, queries):
+        component.upload(register_uploads, component, None, queue=False, api_visibility="private")
     for k in range(MAX_WAY):
         slot_pickers[k].change(add_species, [slot_pickers[k], slot_galleries[k], slot_names[k], n_shot],
                                [slot_galleries[k], slot_names[k], slot_pickers[k]], api_visibility="private")
@@ -418,7 +435,8 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
     demo.load(compression_figures, None, [accuracy_plot, parameters_plot, latency_plot, pruning_plot],
               api_visibility="private")
 
-demo.queue(max_size=int(os.environ.get("POKEDEMO_QUEUE_SIZE", "40")), default_concurrency_limit=2)
+demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
+threading.Thread(target=sweep_uploads_forever, daemon=True).start()
 
 if __name__ == "__main__":
     threading.Thread(target=warm_up, daemon=True).start()

@@ -12,6 +12,8 @@ from PIL import Image, ImageDraw
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("GRADIO_HEARTBEAT_INTERVAL", "0.5")  # a closed tab is noticed in a second, not in 15
+os.environ.setdefault("POKEDEMO_UPLOAD_GRACE_S", "1")       # the tests' uploads may go a second after their session
 
 ANIMATED = "package/sprites/pokemon/versions/generation-v/black-white/animated/"
 ART = "package/sprites/pokemon/other/dream-world/"

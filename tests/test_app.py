@@ -26,9 +26,8 @@ class FakeRequest:
 def run_filled(filled, n_way, n_shot, steps, names=None, photo=False, seed=0, method="PCA", session="visitor",
                progress=None):
     names = names or [u["value"] for u in filled[:app.MAX_WAY]]
-    return app.run(n_way, n_shot, steps, False, photo, seed, *names, *filled[app.MAX_WAY:2 * app.MAX_WAY],
-                   filled[2 * app.MAX_WAY], method, 10, 0, False, request=FakeRequest(session),
-                   progress=progress or NoProgress())
+    return app.run(n_way, n_shot, steps, False, photo, seed, FakeRequest(session), progress or NoProgress(),
+                   *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[2 * app.MAX_WAY], method, 10, 0, False)
 
 
 def run_random_task(seed=1, n_way=5, n_shot=5, n_query=3, steps=5, method="t-SNE", extra_queries=(), photo=False,
@@ -163,7 +162,8 @@ def test_gallery_paths_cannot_leave_the_gallery():
             app.GALLERY.path(bad)
 
 
-def test_a_sessions_uploads_are_deleted_when_it_ends_but_shared_and_gallery_files_stay(tmp_path):
+def test_a_sessions_uploads_are_deleted_when_it_ends_but_shared_and_gallery_files_stay(tmp_path, monkeypatch):
+    monkeypatch.setattr(app.SESSIONS, "grace_seconds", 0.0)
     mine, shared = tmp_path / "mine.png", tmp_path / "shared.png"
     mine.write_bytes(b"x"), shared.write_bytes(b"y")
     gallery_file = str(app.GALLERY.path(app.GALLERY.items[0].file))
@@ -201,3 +201,18 @@ def test_gallery_pictures_are_recognised_by_content_not_by_name(tmp_path):
     assert app.GALLERY.identify(renamed) == item
     assert app.GALLERY.identify(impostor) is None
     assert not app.GALLERY.is_own_file(renamed) and app.GALLERY.is_own_file(app.GALLERY.path(item.file))
+
+
+def test_a_file_uploaded_again_lately_waits_for_the_grace_period(tmp_path):
+    import os
+
+    from pokedemo.sessions import SessionRegistry
+
+    registry = SessionRegistry(grace_seconds=60)
+    upload = tmp_path / "again.png"
+    upload.write_bytes(b"x")                      # just (re)uploaded: a queued request may still name it
+    registry.add_files("s", [str(upload)])
+    assert registry.end("s") == [] and upload.exists() and str(upload) in registry.pending
+    old = upload.stat().st_mtime - 120
+    os.utime(upload, (old, old))
+    assert registry.sweep() == [str(upload)] and not upload.exists() and not registry.pending
