@@ -14,8 +14,7 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import base_mean, load_checkpoint
-from .compress import (latency_and_throughput, mflops, optimise_for_inference, prune_magnitude, quantise_int8,
-                       size_on_disk)
+from .compress import latency_and_throughput, mflops, optimise_for_inference, prune_magnitude, size_on_disk
 from .config import CHECKPOINT_DIR, EpisodeConfig
 from .data.dataset import EpisodeSampler, SpriteDataset, split_species
 from .fewshot import FineTuneConfig, classify, episode_accuracies, fine_tune, mean_ci95
@@ -95,19 +94,6 @@ def run_scoreboard(args) -> dict:
     for name in names:
         fewshot += fewshot_rows(name, (1, 5), args.episodes, dataset=novel)
 
-    # int8 student: calibrated on base-species images only
-    calibration = base.images[np.random.default_rng(0).choice(len(base), 1024, replace=False)]
-    student_int8 = quantise_int8(student, calibration)
-    with torch.inference_mode():
-        int8_embeddings = torch.cat([student_int8.embed(to_tensor(novel.images[i:i + 256]))
-                                     for i in range(0, len(novel), 256)])
-    for n_shot in (1, 5):
-        sampler = EpisodeSampler(novel.species, novel.source, EpisodeConfig(n_shot=n_shot, episodes=args.episodes))
-        began = time.perf_counter()
-        fewshot.append(_row("student-int8", n_shot, episode_accuracies(int8_embeddings, sampler,
-                                                                        base_mean(student_card)),
-                            args.episodes, time.perf_counter() - began))
-
     # fine-tuned rows (fewer episodes: each one trains a model)
     default_steps = FineTuneConfig().steps
     fine_tune_seconds = {}
@@ -136,11 +122,11 @@ def run_scoreboard(args) -> dict:
                                                       base_mean(student_card)))
         pruning.append({"sparsity": sparsity, "accuracy": accuracy, "ci95": ci95})
 
-    # speed: eager float models, the same models rewritten for inference (teacher and student alike), int8
+    # speed: eager float models, and the same models rewritten for inference (teacher and student alike)
     student_fast, teacher_fast = optimise_for_inference(student), optimise_for_inference(teacher)
     speed_rows = [("random-student", build_model("student", **student_card["arguments"]), None),
                   ("student", student, None), ("student-fast", student_fast, student),
-                  ("student-int8", student_int8, student), ("teacher", teacher, None),
+                  ("teacher", teacher, None),
                   ("teacher-fast", teacher_fast, teacher)]
     if "paper-student" in names:
         speed_rows.insert(4, ("paper-student", load_checkpoint(CHECKPOINT_DIR / "paper-student.safetensors")[0], None))
@@ -150,7 +136,6 @@ def run_scoreboard(args) -> dict:
         models.append({"model": name, "parameters": count_parameters(float_model),
                        "bytes_fp32": None if source else size_on_disk(measured),
                        "bytes_fp16": None if source else size_on_disk(measured, torch.float16),
-                       "bytes_int8": size_on_disk(measured) if measured is student_int8 else None,
                        "mflops": mflops(float_model), "latency_ms_batch1": latency,
                        "images_per_s_batch64": throughput,
                        "fine_tune_seconds_5way5shot": None if source else fine_tune_seconds.get(name)})
@@ -191,21 +176,21 @@ def render_markdown(report: dict) -> str:
         cells = [f"{100 * shots[k]['accuracy']:.2f} +- {100 * shots[k]['ci95']:.2f}" if k in shots else ""
                  for k in (1, 5)]
         lines.append(f"| {name} | {cells[0]} | {cells[1]} | {next(iter(shots.values()))['episodes']} |")
-    lines += ["", "| model | parameters | fp32 bytes | fp16 bytes | int8 bytes | MFLOPs/image | ms/image (batch 1) "
-              "| images/s (batch 64) | fine-tune s (5-way 5-shot, 75 queries) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| model | parameters | fp32 bytes | fp16 bytes | MFLOPs/image | ms/image (batch 1) "
+              "| images/s (batch 64) | fine-tune s (5-way 5-shot, 75 queries) |", "|---|---|---|---|---|---|---|---|"]
     for m in report["models"]:
         lines.append(f"| {m['model']} | {m['parameters']:,} | {fmt(m['bytes_fp32'], ',')} | {fmt(m['bytes_fp16'], ',')} "
-                     f"| {fmt(m['bytes_int8'], ',')} | {m['mflops']:.1f} | {m['latency_ms_batch1']:.2f} "
+                     f"| {m['mflops']:.1f} | {m['latency_ms_batch1']:.2f} "
                      f"| {m['images_per_s_batch64']:.0f} | {fmt(m['fine_tune_seconds_5way5shot'], '.2f')} |")
     speed = {m["model"]: m["images_per_s_batch64"] for m in report["models"]}
-    fastest = lambda family: max(v for k, v in speed.items() if k.startswith(family))  # student, -fast, -int8
+    fastest = lambda family: max(v for k, v in speed.items() if k.startswith(family))  # student, -fast
     lines += ["", "`-fast`: the same weights with BatchNorm folded into the convolutions and channels-last layout "
-              "(`compress.optimise_for_inference`, embeddings equal to 1e-4); `-int8`: FX static quantisation.", "",
+              "(`compress.optimise_for_inference`, embeddings equal to 1e-4). No int8 row: see `pokedemo/compress.py`.", "",
               "Student / teacher throughput at batch 64, measured in this run:", "",
               f"- eager float, as trained: **{speed['student'] / speed['teacher']:.1f}x**",
               f"- both rewritten for inference (`-fast`): **{speed['student-fast'] / speed['teacher-fast']:.1f}x**",
               f"- fastest student / fastest teacher: **{fastest('student') / fastest('teacher'):.1f}x**",
-              f"- int8 / fp32 student: {speed['student-int8'] / speed['student']:.2f}x", "",
+              "",
               "## Fine-tuning curve (student, 5-way 5-shot, on the val species: it picks the default)", "",
               "| steps | trained fraction of parameters | val accuracy (%) | seconds per episode (fine-tune + embed 100 "
               "images) |", "|---|---|---|---|"]
