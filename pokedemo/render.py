@@ -15,6 +15,7 @@ gives the same pictures.
 from __future__ import annotations
 
 import importlib.util
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
-from torchvision.io import decode_jpeg, encode_jpeg
 
 POOLS = ("train", "val", "test")
 # (package, path inside it): photographs that installed packages already ship, one pool each.
@@ -206,8 +206,10 @@ def render(images: Tensor, alpha: Tensor, backgrounds: Tensor, generator: torch.
     out = (out + torch.where(rand(batch, 1, 1, 1) < config.noise_p, noise, 0.0)).clamp(0, 1)
     quality = config.jpeg_quality[0] + (rand(batch) * (config.jpeg_quality[1] - config.jpeg_quality[0] + 1)).long()
     use_jpeg = (rand(batch) < config.jpeg_p).tolist()
-    pixels = out.mul(255).round().to(torch.uint8)
+    pixels = out.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy().copy()   # (B, S, S, 3)
     for k in range(batch):
         if use_jpeg[k]:
-            pixels[k] = decode_jpeg(encode_jpeg(pixels[k], quality=int(quality[k])))
-    return pixels.float() / 255
+            buffer = io.BytesIO()
+            Image.fromarray(pixels[k]).save(buffer, format="JPEG", quality=int(quality[k]))
+            pixels[k] = np.asarray(Image.open(buffer).convert("RGB"))
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255

@@ -32,7 +32,7 @@ def main() -> int:
     try:
         client = Client(url, verbose=False)
         memory = psutil.Process(process.pid)
-        latencies, rss = [], []
+        latencies, rss, sent = [], [], []
         for task in range(args.tasks):
             paths, labels, queries, names = gallery_task(gallery, seed=task, n_query=5)
             started = time.perf_counter()
@@ -40,14 +40,20 @@ def main() -> int:
                                  args.steps, True, api_name="/classify")
             latencies.append(time.perf_counter() - started)
             assert out["classes"] == names and out["maps"]["teacher"] and out["maps"]["student"]
+            assert len(out["predictions"]) == len(queries), "every query sent must be answered"
+            sent.append({"supports": len(paths), "queries": len(queries)})
             rss.append(memory.memory_info().rss / 2**20)
-            print(f"task {task + 1}: {latencies[-1]:.2f} s, server RSS {rss[-1]:.0f} MiB", flush=True)
+            print(f"task {task + 1}: {len(paths)} supports, {len(queries)} queries, {latencies[-1]:.2f} s, "
+                  f"server RSS {rss[-1]:.0f} MiB", flush=True)
     finally:
         process.terminate()
         process.wait(10)
     report = {"command": "python scripts/bench_app.py " + " ".join(sys.argv[1:]), "startup_seconds": startup,
               "first_task_seconds": latencies[0], "median_task_seconds": statistics.median(latencies),
               "max_task_seconds": max(latencies), "tasks": args.tasks, "fine_tune_steps": args.steps,
+              # counted from what was sent (and answered), not from the settings
+              "supports_per_task": sorted({t["supports"] for t in sent}),
+              "queries_per_task": sorted({t["queries"] for t in sent}),
               "rss_mib_after_first": rss[0], "rss_mib_after_last": rss[-1], "rss_mib_max": max(rss),
               # growth per task over the second half of the run: near 0 once memory has levelled off
               "rss_mib_per_task_second_half": _slope(rss[len(rss) // 2:]),

@@ -38,6 +38,8 @@ def visitor(url: str, gallery: Gallery, index: int, tasks: int, steps: int, dead
             out["errors"].append(f"visitor {index} task {task + 1}: {error}")
             continue
         out["latencies"].append(time.perf_counter() - started)
+        out["queries_sent"].append(len(queries))
+        out["queries_answered"].append(len(result["predictions"]))
         predicted = {p[m]["label"] for p in result["predictions"] for m in ("teacher", "student")}
         if result["classes"] != names or not predicted <= set(names) or len(result["predictions"]) != len(queries):
             out["crosstalk"].append(f"visitor {index} task {task + 1}: got {result['classes']}, sent {names}")
@@ -53,7 +55,7 @@ def main() -> int:
     args = parser.parse_args()
     gallery = Gallery(ASSETS_DIR / "gallery")
     process, url, _ = start_server()
-    out = {"latencies": [], "errors": [], "crosstalk": []}
+    out = {"latencies": [], "errors": [], "crosstalk": [], "queries_sent": [], "queries_answered": []}
     peak = [0.0]
     try:
         memory = psutil.Process(process.pid)
@@ -73,6 +75,8 @@ def main() -> int:
     latencies = np.asarray(out["latencies"])
     report = {"command": "python scripts/load_test.py " + " ".join(sys.argv[1:]), "visitors": args.visitors,
               "tasks_per_visitor": args.tasks, "completed": len(latencies), "errors": len(out["errors"]),
+              "queries_sent": int(sum(out["queries_sent"])), "queries_answered": int(sum(out["queries_answered"])),
+              "queries_per_task": sorted(set(out["queries_sent"])),
               "crosstalk": len(out["crosstalk"]), "p50_seconds": float(np.percentile(latencies, 50)) if len(latencies) else None,
               "p95_seconds": float(np.percentile(latencies, 95)) if len(latencies) else None,
               "wall_seconds": wall, "server_peak_rss_mib": peak[0], "error_messages": out["errors"][:10],

@@ -15,3 +15,4 @@ def test_concurrent_visitors_get_only_their_own_answers(tmp_path):
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["completed"] == 6 and report["errors"] == 0 and report["crosstalk"] == 0
+    assert report["queries_per_task"] == [15] and report["queries_sent"] == report["queries_answered"] == 6 * 15
