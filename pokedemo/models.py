@@ -44,6 +44,7 @@ class Teacher(Embedder):
         self.backbone.fc = nn.Identity()
         self.embedding_dim = 512
         self.classifier = nn.Linear(512, n_classes)
+        self.arguments = {"n_classes": n_classes}
 
     def features(self, x: Tensor) -> Tensor:
         return self.backbone(x)
@@ -87,6 +88,7 @@ class PaperStudent(Embedder):
         self.body = nn.Sequential(*block(3, 64), *block(64, 128), *block(128, 256), nn.AdaptiveAvgPool2d(4))
         self.fc = nn.Linear(256 * 16, embedding_dim)
         self.embedding_dim = embedding_dim
+        self.arguments = {"embedding_dim": embedding_dim}
 
     def features(self, x: Tensor) -> Tensor:
         return self.fc(self.body(x).flatten(1))

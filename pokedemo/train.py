@@ -156,7 +156,7 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
             raise ValueError(f"the teacher knows {teacher_card['arguments'].get('n_classes')} classes, "
                              f"the data has {n_classes}: train both on the same --data")
         model = build_model(args.architecture, **json.loads(args.arguments or "{}")).to(device)
-        arguments = getattr(model, "arguments", {})
+        arguments = model.arguments
         heads = TrainingHeads(model.embedding_dim, n_classes, teacher_dim=teacher.embedding_dim if config.beta else 0)
         heads = heads.to(device)
     if args.init:  # start from trained weights (e.g. the clean teacher) instead of random ones

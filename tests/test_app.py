@@ -109,13 +109,58 @@ def test_a_cancel_pressed_while_the_run_waits_in_the_queue_stops_it_before_any_w
     assert status == "Cancelled before it started." and html == "" and teacher_map is None
 
 
-def test_two_sessions_keep_their_own_cancel_flags_and_results():
-    filled = app.random_task(5, 3, 2, 2)
-    app.arm(FakeRequest("a")), app.arm(FakeRequest("b"))
-    app.cancel(FakeRequest("a"))
-    _, status_b, _, _, result_b, _ = run_filled(filled, 3, 2, 5, session="b")
-    _, status_a, *_ = run_filled(filled, 3, 2, 5, session="a")
-    assert status_a == "Cancelled before it started." and "Done in" in status_b and not result_b.cancelled
+def test_two_sessions_at_once_keep_their_own_cancel_flags_and_results():
+    import threading
+
+    tasks = {"a": app.random_task(5, 3, 2, 2), "b": app.random_task(6, 4, 2, 2)}
+    results = {}
+
+    class CancelA(NoProgress):
+        def __call__(self, fraction, desc=""):
+            if "step 1/" in desc:
+                app.cancel(FakeRequest("a"))
+
+    def visit(session, n_way, progress):
+        app.arm(FakeRequest(session))
+        results[session] = run_filled(tasks[session], n_way, 2, 30, session=session, progress=progress)
+
+    threads = [threading.Thread(target=visit, args=("a", 3, CancelA())),
+               threading.Thread(target=visit, args=("b", 4, NoProgress()))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result_a, result_b = results["a"][4], results["b"][4]
+    assert result_a.cancelled and not result_b.cancelled
+    assert len(result_b.snapshots) == 7            # all 30 steps: before, then every 5 steps
+    assert result_a.class_names == [u["value"] for u in tasks["a"][:3]]
+    assert result_b.class_names == [u["value"] for u in tasks["b"][:4]]
+
+
+def test_a_fixed_gallery_task_is_mostly_right_for_both_models():
+    *_, result, _ = run_random_task(seed=0, n_way=5, n_shot=5, n_query=5, steps=5)
+    assert len(result.query_truth) == 25
+    for key in ("teacher", "student", "student+fine-tune"):
+        assert result.accuracy(key) >= 0.8, (key, result.accuracy(key))
+
+
+def test_fine_tuning_the_teacher_adds_its_column():
+    filled = app.random_task(3, 3, 2, 2)
+    names = [u["value"] for u in filled[:app.MAX_WAY]]
+    app.arm(FakeRequest("teacher-tuner"))
+    html, _, _, _, result, _ = app.run(3, 2, 4, True, False, 0, FakeRequest("teacher-tuner"), NoProgress(), *names,
+                                       *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[2 * app.MAX_WAY], "PCA", 10, 0,
+                                       False)
+    assert "teacher+fine-tune" in result.probabilities and "<th>teacher+fine-tune</th>" in html
+    assert not np.allclose(result.embeddings["teacher+fine-tune"], result.embeddings["teacher"], atol=1e-4)
+
+
+def test_the_api_with_maps_returns_a_point_per_picture_and_prototype():
+    items = app.GALLERY.by_name
+    paths = [str(app.GALLERY.path(i.file)) for name in ("Bulbasaur", "Charmander") for i in items[name][:2]]
+    queries = [str(app.GALLERY.path(items["Charmander"][-1].file))]
+    out = app.classify_api(paths, "Bulbasaur,Bulbasaur,Charmander,Charmander", queries, 0, True)
+    assert len(out["maps"]["teacher"]) == len(out["maps"]["student"]) == 4 + 1 + 2
 
 
 def test_limits_are_checked_before_any_picture_is_read(tmp_path):

@@ -62,3 +62,17 @@ def test_the_student_is_at_most_100k_parameters_and_the_teacher_at_most_25_mb():
     student, _ = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
     assert count_parameters(student) <= 100_000
     assert (CHECKPOINT_DIR / "teacher.safetensors").stat().st_size <= 25_000_000
+
+
+def test_every_architecture_records_the_arguments_that_rebuild_it(tmp_path):
+    from pokedemo.checkpoint import load_checkpoint, save_checkpoint
+    from pokedemo.models import MODELS, build_model
+
+    for name, arguments in (("student", {"widths": [8, 16], "strides": [2], "patch": 4}),
+                            ("paper-student", {"embedding_dim": 32}), ("teacher", {"n_classes": 7})):
+        model = build_model(name, **arguments)
+        assert model.arguments == arguments
+        saved = save_checkpoint(model, tmp_path / f"{name}.safetensors", {"architecture": name,
+                                                                         "arguments": model.arguments})
+        loaded, card = load_checkpoint(saved)
+        assert type(loaded) is MODELS[name] and card["arguments"] == arguments
