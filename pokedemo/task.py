@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Callable
 
@@ -209,11 +210,12 @@ def map_points(result: TaskResult, key: str, embeddings: np.ndarray | None = Non
     prototypes = np.stack([embeddings[:n_support][result.support_labels == k].mean(axis=0) for k in range(n_way)])
     prototypes /= np.linalg.norm(prototypes, axis=1, keepdims=True)
     queries = result.pictures[n_support:]
-    hover = [f"support: {result.class_names[l]}<br>{p.name} ({p.source})"
+    names = [escape(n) for n in result.class_names]  # plotly renders hover text as HTML: visitors' words are escaped
+    hover = [f"support: {names[l]}<br>{escape(p.name)} ({p.source})"
              for l, p in zip(result.support_labels, result.pictures[:n_support])]
-    hover += [f"query {p.name} ({p.source})<br>true: {p.truth or '?'}<br>predicted: {result.class_names[k]} "
+    hover += [f"query {escape(p.name)} ({p.source})<br>true: {escape(p.truth or '?')}<br>predicted: {names[k]} "
               f"({result.probabilities[probability_key][i, k]:.0%})" for i, (p, k) in enumerate(zip(queries, predicted))]
-    hover += [f"prototype of {name}" for name in result.class_names]
+    hover += [f"prototype of {name}" for name in names]
     mistakes = np.zeros(len(hover), dtype=bool)
     mistakes[n_support:n_support + len(queries)] = [t >= 0 and t != p for t, p in zip(truth, predicted)]
     return {"embeddings": np.concatenate([embeddings, prototypes]),

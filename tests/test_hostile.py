@@ -84,12 +84,16 @@ def test_class_names_with_html_come_back_as_text_and_are_escaped_on_the_page(ser
     out = Client(server_url, verbose=False).predict(supports, ",".join(n for n in evil for _ in range(2)), queries,
                                                     0, False, api_name="/classify")
     assert out["classes"] == evil
-    from pokedemo.task import Picture, run_task
-    pictures = [Picture(app.GALLERY and __import__("numpy").full((64, 64, 3), 200 + k, dtype="uint8"),
-                        f"<script>{k}</script>.png") for k in range(4)]
+    import numpy as np
+
+    from pokedemo.task import Picture, map_points, run_task
+
+    pictures = [Picture(np.full((64, 64, 3), 200 + k, dtype=np.uint8), f"<script>{k}</script>.png") for k in range(4)]
     result = run_task(app.MODELS, evil[:2], [pictures[:2], pictures[2:3]], pictures[3:], 1, 0)
     html = app.results_html(result)
     assert "<script>" not in html and "&lt;script&gt;" in html and "<img src=x" not in html
+    hover = " ".join(map_points(result, "teacher")["hover"])
+    assert "<script>" not in hover and "<img src=x" not in hover and "&lt;img src=x" in hover
 
 
 def test_the_other_visitor_finished_with_the_right_answers_meanwhile(visitor_task):
