@@ -54,6 +54,7 @@ def visitor_task(server_url):
     thread = threading.Thread(target=visit)
     thread.start()
     yield thread, result
+    thread.join(timeout=300)  # never leave the visitor running past the server's life
 
 
 def test_a_million_fine_tuning_steps_are_refused_naming_the_limit(server_url, visitor_task):
