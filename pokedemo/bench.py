@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     curve = commands.add_parser("finetune-curve", help="student fine-tuning: val accuracy vs steps vs seconds")
     curve.add_argument("--episodes", type=int, default=100)
     curve.add_argument("--track", action="append", choices=TRACKS, help="repeatable; default: clean")
+    curve.add_argument("--steps", type=int, nargs="+", default=[0, 5, 10, 20, 40])
     curve.add_argument("--threads", type=int, default=2)
     curve.add_argument("--out", type=Path, default=Path("docs/finetune-curve.json"))
     scoreboard = commands.add_parser("all", help="the compression scoreboard: docs/benchmarks.md and .json")
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
 
             student, card = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
             val = SpriteDataset.load().subset(split_species()["val"])
-            curve = fine_tune_curve(student, card, val, args.episodes, tracks=args.track or ("clean",))
+            curve = fine_tune_curve(student, card, val, args.episodes, steps_list=args.steps,
+                                    tracks=args.track or ("clean",))
             args.out.write_text(json.dumps({"command": "python -m pokedemo.bench " + " ".join(sys.argv[1:]),
                                             "curve": curve}, indent=1))
         else:
