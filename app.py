@@ -7,11 +7,15 @@ from __future__ import annotations
 import html
 import json
 import os
+import tempfile
 import threading
 import time
 import uuid
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Caches in writable places, so the page runs from a read-only folder (a Space's, or a mounted one)
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "pokedemo-numba"))
+os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "gradio"))
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
