@@ -170,7 +170,7 @@ def results_html(result: TaskResult) -> str:
     for i, picture in enumerate(result.pictures[n_support:]):
         name, truth = html.escape(picture.name), html.escape(picture.truth or "?")
         cells = [f"<td><img src='{viz.png_data_uri(picture.image, 56)}' alt='{name}'/><br>"
-                 f"<small>{name}</small></td><td>{truth}</td>"]
+                 f"<small>{name} ({html.escape(picture.source)})</small></td><td>{truth}</td>"]
         for key in models:
             probabilities = result.probabilities[key][i]
             k = int(probabilities.argmax())

@@ -46,6 +46,15 @@ def test_a_random_task_runs_and_shows_predictions_and_both_maps(page, tmp_path_f
     page.screenshot(path=str(shots / "page.png"), full_page=True)
 
 
+def test_photo_like_queries_show_the_rendered_pictures_the_models_saw(page, tmp_path_factory):
+    page.locator("#photo-queries input[type=checkbox]").check()
+    page.click("#run")
+    expect(page.locator("#predictions")).to_contain_text("photo-like", timeout=120_000)
+    assert page.locator("#predictions tr", has_text="photo-like").count() >= 3
+    page.screenshot(path=str(tmp_path_factory.mktemp("shots") / "photo-like.png"), full_page=True)
+    page.locator("#photo-queries input[type=checkbox]").uncheck()
+
+
 def test_switching_to_umap_redraws_the_maps(page):
     before = page.locator("#teacher-plot .js-plotly-plot").inner_html()
     page.get_by_role("radio", name="UMAP").check()
