@@ -35,6 +35,9 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
                                                                "--teacher-view", "same"],
     "40% photo-like views, teacher on clean": [*SHIPPED_LOSS, "--render-p", "0.4", "--teacher-view", "clean"],
     "90% photo-like views, teacher on clean": [*SHIPPED_LOSS, "--render-p", "0.9", "--teacher-view", "clean"],
+    # warm start from the v1 (clean) student: git show 99118f3:checkpoints/student.safetensors (and .json)
+    "70% photo-like views, teacher on clean, from the v1 student": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "clean", "--init", "runs/student-v1.safetensors"],
 }
 TRACK_NAMES = ("clean", "art", "photo", "photo-both")
 
