@@ -1,6 +1,6 @@
 """Screenshot of the real page in headless Debian Chromium: a random task, run, both maps drawn.
 
-    python scripts/screenshot.py [--out assets/screenshot.png]
+    python scripts/screenshot.py [--out assets/screenshot.png] [--photo]   # --photo: photo-like queries
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("assets/screenshot.png"))
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--photo", action="store_true", help="tick 'photo-like queries' before Run")
     args = parser.parse_args()
     process, url, _ = start_server()
     try:
@@ -33,6 +34,8 @@ def main() -> int:
                 "input[aria-label='random task seed']").count() else None
             page.click("#random-task")
             page.wait_for_selector("#support-4 img", timeout=30_000)
+            if args.photo:
+                page.locator("#photo-queries input[type=checkbox]").check()
             page.click("#run")
             page.wait_for_selector("#predictions table", timeout=120_000)
             page.wait_for_selector("#student-plot .js-plotly-plot", timeout=30_000)
