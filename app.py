@@ -28,7 +28,7 @@ from pokedemo.data.gallery import Gallery  # noqa: E402
 from pokedemo.images import LIMITS_TEXT  # noqa: E402
 from pokedemo.sessions import SessionRegistry  # noqa: E402
 from pokedemo.task import (MAX_FINE_TUNE_SECONDS, MAX_WAY, Models, TaskResult, check_request,  # noqa: E402
-                           map_points, photo_like, read_pictures, run_task)
+                           first_answer, map_points, photo_like, read_pictures, refine, run_task)
 
 GALLERY_DIR = ASSETS_DIR / "gallery"
 TRAIN_HINT = ("python -m pokedemo.data prepare && python -m pokedemo.train teacher && "
@@ -189,7 +189,8 @@ def results_html(result: TaskResult) -> str:
 
 def run(n_way, n_shot, steps, tune_teacher, photo_queries, task_seed, request: gr.Request,
         progress=gr.Progress(), *values):  # noqa: B026 - Gradio injects request and progress by position
-    """Queued: check the request's limits, read the visitor's images, then classify with both models."""
+    """Queued, in phases (a generator: Gradio shows each yield, and stops it if the visitor leaves): check the
+    request's limits and read the pictures; both models' answers; the fine-tuned student's; the maps."""
     names, galleries = values[:MAX_WAY], values[MAX_WAY:2 * MAX_WAY]
     queries, method, parameter, seed, thumbnails = values[2 * MAX_WAY:]
     if MODELS is None:
@@ -198,7 +199,8 @@ def run(n_way, n_shot, steps, tune_teacher, photo_queries, task_seed, request: g
     SESSIONS.add_files(session, [p for g in galleries for p in _paths(g)] + _paths(queries))
     cancel_flag = SESSIONS.cancel_flag(session)
     if cancel_flag.is_set():
-        return "", "Cancelled before it started.", None, None, None, gr.update()
+        yield "", "Cancelled before it started.", None, None, None, gr.update()
+        return
     started = time.perf_counter()
     try:
         check_request([_paths(galleries[k]) for k in range(n_way)], _paths(queries), int(steps))
@@ -210,21 +212,29 @@ def run(n_way, n_shot, steps, tune_teacher, photo_queries, task_seed, request: g
                                                     [(p, *_truth(p)) for p in _paths(queries)])
     if photo_queries:  # gallery queries as phone photos (uploads stay as they are)
         query_pictures = photo_like(query_pictures, [_alpha(q.path) for q in query_pictures], int(task_seed or 0))
+    report = lambda f, text: progress(f, desc=text)
+    skipped = [f"⚠️ Skipped: {html.escape(p)}" for p in problems]
     try:
-        result = run_task(MODELS, list(names[:n_way]), supports, query_pictures, n_shot, int(steps),
-                          bool(tune_teacher), cancel_flag, lambda f, text: progress(f, desc=text))
+        result = first_answer(MODELS, list(names[:n_way]), supports, query_pictures, n_shot, report)
     except ValueError as error:
         raise gr.Error(" ".join([str(error)] + [f"(Skipped: {p})" for p in problems])) from None
+    coming = "the fine-tuned student and the maps" if int(steps) else "the maps"
+    yield (results_html(result), "\n\n".join([f"Teacher and student answered in {time.perf_counter() - started:.1f} "
+                                               f"s; {coming} are coming."] + skipped),
+           None, None, result, gr.update())
+    if int(steps):
+        refine(MODELS, result, int(steps), bool(tune_teacher), cancel_flag, report)
+        yield (results_html(result), "\n\n".join([f"Fine-tuned in {result.fine_tune_seconds:.1f} s; the maps are "
+                                                   "coming."] + skipped), None, None, result, gr.update())
     teacher_map, student_map = draw_maps(result, method, parameter, seed, thumbnails)
     notes = [f"Done in {time.perf_counter() - started:.1f} s (student fine-tuning {result.fine_tune_seconds:.1f} s)."]
     if result.cancelled:
         notes.append("**Fine-tuning was cancelled**: the student column shows the model as it was when stopped.")
     if result.timed_out:
         notes.append(f"Fine-tuning stopped at its time limit ({MAX_FINE_TUNE_SECONDS:.0f} s), before all its steps.")
-    notes += [f"⚠️ Skipped: {html.escape(p)}" for p in problems]
     snapshots = max(0, len(result.snapshots) - 1)
-    return (results_html(result), "\n\n".join(notes), teacher_map, student_map, result,
-            gr.update(maximum=max(1, snapshots), value=snapshots, interactive=snapshots > 0))
+    yield (results_html(result), "\n\n".join(notes + skipped), teacher_map, student_map, result,
+           gr.update(maximum=max(1, snapshots), value=snapshots, interactive=snapshots > 0))
 
 
 def _read_task(support_groups: list[list[tuple]], query_items: list[tuple]):

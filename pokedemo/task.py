@@ -144,55 +144,74 @@ class TaskResult:
         return float(np.mean([p == t for p, t in known]))
 
 
-def run_task(models: Models, class_names: list[str], supports: list[list[Picture]], queries: list[Picture],
-             n_shot: int, fine_tune_steps: int = 5, fine_tune_teacher: bool = False,
-             cancel: threading.Event | None = None, progress: Callable[[float, str], None] | None = None,
-             snapshot_every: int = 5) -> TaskResult:
-    """Classify `queries` with teacher, student and fine-tuned student. The shared models are never modified."""
+def _evaluate(result: TaskResult, key: str, model: Embedder, mean: torch.Tensor | None) -> None:
+    """Embed the task's pictures with `model`, classify its queries by prototype, store both under `key`."""
+    images = to_tensor(np.stack([p.image for p in result.pictures]))           # (n_support + n_query, 3, S, S)
+    n_support = len(result.support_labels)
+    with torch.inference_mode():
+        embeddings = model.embed(images)
+    result.embeddings[key] = embeddings.numpy()
+    result.probabilities[key] = classify(embeddings[:n_support], torch.from_numpy(result.support_labels),
+                                         embeddings[n_support:], mean).numpy()
+
+
+def first_answer(models: Models, class_names: list[str], supports: list[list[Picture]], queries: list[Picture],
+                 n_shot: int, progress: Callable[[float, str], None] | None = None) -> TaskResult:
+    """Check the task, then classify `queries` with the shared teacher and student (no training: a second)."""
     check_task(class_names, supports, queries, n_shot)
     progress = progress or (lambda fraction, text: None)
     names, labels = reindex_labels([n.strip() for n, pictures in zip(class_names, supports)
                                     for _ in pictures[:n_shot]])
-    support_pictures = [p for pictures in supports for p in pictures[:n_shot]]
-    pictures = support_pictures + queries
-    images = to_tensor(np.stack([p.image for p in pictures]))                  # (n_support + n_query, 3, S, S)
-    support_images, n_support = images[:len(support_pictures)], len(support_pictures)
-    support_labels = torch.from_numpy(labels)
+    pictures = [p for pictures in supports for p in pictures[:n_shot]] + queries
     result = TaskResult(names, labels, [q.truth for q in queries], pictures, {}, {})
-
-    def evaluate(key: str, model: Embedder, mean: torch.Tensor | None) -> None:
-        with torch.inference_mode():
-            embeddings = model.embed(images)
-        result.embeddings[key] = embeddings.numpy()
-        result.probabilities[key] = classify(embeddings[:n_support], support_labels, embeddings[n_support:],
-                                             mean).numpy()
-
     progress(0.05, "embedding with the teacher")
-    evaluate("teacher", models.teacher, base_mean(models.teacher_card))
+    _evaluate(result, "teacher", models.teacher, base_mean(models.teacher_card))
     progress(0.15, "embedding with the student")
-    student_mean = base_mean(models.student_card)
-    evaluate("student", models.student, student_mean)
+    _evaluate(result, "student", models.student, base_mean(models.student_card))
+    return result
+
+
+def refine(models: Models, result: TaskResult, fine_tune_steps: int = 5, fine_tune_teacher: bool = False,
+           cancel: threading.Event | None = None, progress: Callable[[float, str], None] | None = None,
+           snapshot_every: int = 5) -> TaskResult:
+    """Fine-tune a private copy of the student (and of the teacher, if asked) on the task's supports and add
+    its answers to `result`. The shared models are never modified."""
     if not 0 <= fine_tune_steps <= MAX_STEPS:
         raise ValueError(f"fine-tuning steps must be between 0 and {MAX_STEPS}, got {fine_tune_steps}")
-    if fine_tune_steps > 0 and not (cancel is not None and cancel.is_set()):
-        config = FineTuneConfig(steps=fine_tune_steps, max_seconds=MAX_FINE_TUNE_SECONDS)
-        tuned = fine_tune(models.student, support_images, support_labels, config, cancel,
-                          callback=lambda step, loss: progress(0.2 + 0.6 * step / config.steps,
-                                                               f"fine-tuning the student: step {step}/{config.steps}, "
-                                                               f"loss {loss:.3f}"),
-                          snapshot_every=snapshot_every, snapshot_images=images)
-        result.cancelled, result.fine_tune_seconds = tuned.cancelled, tuned.seconds
-        result.timed_out = tuned.timed_out
-        result.snapshots = [s.numpy() for s in tuned.snapshots]
-        evaluate("student+fine-tune", tuned.model, student_mean)
-        if fine_tune_teacher and not tuned.cancelled:
-            tuned_teacher = fine_tune(models.teacher, support_images, support_labels, FineTuneConfig(
-                steps=max(1, fine_tune_steps // 2), max_seconds=MAX_FINE_TUNE_SECONDS), cancel,
-                callback=lambda s, l: progress(0.85, f"fine-tuning the teacher: step {s}"))
-            result.cancelled = tuned_teacher.cancelled
-            evaluate("teacher+fine-tune", tuned_teacher.model, base_mean(models.teacher_card))
-    progress(0.9, "drawing the maps")
+    if fine_tune_steps == 0 or (cancel is not None and cancel.is_set()):
+        return result
+    progress = progress or (lambda fraction, text: None)
+    images = to_tensor(np.stack([p.image for p in result.pictures]))
+    support_images = images[:len(result.support_labels)]
+    support_labels = torch.from_numpy(result.support_labels)
+    config = FineTuneConfig(steps=fine_tune_steps, max_seconds=MAX_FINE_TUNE_SECONDS)
+    tuned = fine_tune(models.student, support_images, support_labels, config, cancel,
+                      callback=lambda step, loss: progress(0.2 + 0.6 * step / config.steps,
+                                                           f"fine-tuning the student: step {step}/{config.steps}, "
+                                                           f"loss {loss:.3f}"),
+                      snapshot_every=snapshot_every, snapshot_images=images)
+    result.cancelled, result.fine_tune_seconds = tuned.cancelled, tuned.seconds
+    result.timed_out = tuned.timed_out
+    result.snapshots = [s.numpy() for s in tuned.snapshots]
+    _evaluate(result, "student+fine-tune", tuned.model, base_mean(models.student_card))
+    if fine_tune_teacher and not tuned.cancelled:
+        tuned_teacher = fine_tune(models.teacher, support_images, support_labels, FineTuneConfig(
+            steps=max(1, fine_tune_steps // 2), max_seconds=MAX_FINE_TUNE_SECONDS), cancel,
+            callback=lambda s, l: progress(0.85, f"fine-tuning the teacher: step {s}"))
+        result.cancelled = tuned_teacher.cancelled
+        _evaluate(result, "teacher+fine-tune", tuned_teacher.model, base_mean(models.teacher_card))
     return result
+
+
+def run_task(models: Models, class_names: list[str], supports: list[list[Picture]], queries: list[Picture],
+             n_shot: int, fine_tune_steps: int = 5, fine_tune_teacher: bool = False,
+             cancel: threading.Event | None = None, progress: Callable[[float, str], None] | None = None,
+             snapshot_every: int = 5) -> TaskResult:
+    """Classify `queries` with teacher, student and fine-tuned student, in one call (the API's answer)."""
+    if not 0 <= fine_tune_steps <= MAX_STEPS:
+        raise ValueError(f"fine-tuning steps must be between 0 and {MAX_STEPS}, got {fine_tune_steps}")
+    result = first_answer(models, class_names, supports, queries, n_shot, progress)
+    return refine(models, result, fine_tune_steps, fine_tune_teacher, cancel, progress, snapshot_every)
 
 
 def map_points(result: TaskResult, key: str, embeddings: np.ndarray | None = None) -> dict:

@@ -26,8 +26,10 @@ class FakeRequest:
 def run_filled(filled, n_way, n_shot, steps, names=None, photo=False, seed=0, method="PCA", session="visitor",
                progress=None):
     names = names or [u["value"] for u in filled[:app.MAX_WAY]]
-    return app.run(n_way, n_shot, steps, False, photo, seed, FakeRequest(session), progress or NoProgress(),
-                   *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[2 * app.MAX_WAY], method, 10, 0, False)
+    phases = list(app.run(n_way, n_shot, steps, False, photo, seed, FakeRequest(session), progress or NoProgress(),
+                          *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[2 * app.MAX_WAY], method, 10, 0,
+                          False))
+    return phases[-1]  # what the page shows at the end
 
 
 def run_random_task(seed=1, n_way=5, n_shot=5, n_query=3, steps=5, method="t-SNE", extra_queries=(), photo=False,
@@ -148,9 +150,9 @@ def test_fine_tuning_the_teacher_adds_its_column():
     filled = app.random_task(3, 3, 2, 2)
     names = [u["value"] for u in filled[:app.MAX_WAY]]
     app.arm(FakeRequest("teacher-tuner"))
-    html, _, _, _, result, _ = app.run(3, 2, 4, True, False, 0, FakeRequest("teacher-tuner"), NoProgress(), *names,
-                                       *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[2 * app.MAX_WAY], "PCA", 10, 0,
-                                       False)
+    html, _, _, _, result, _ = list(app.run(3, 2, 4, True, False, 0, FakeRequest("teacher-tuner"), NoProgress(),
+                                            *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[2 * app.MAX_WAY],
+                                            "PCA", 10, 0, False))[-1]
     assert "teacher+fine-tune" in result.probabilities and "<th>teacher+fine-tune</th>" in html
     assert not np.allclose(result.embeddings["teacher+fine-tune"], result.embeddings["teacher"], atol=1e-4)
 
@@ -262,3 +264,17 @@ def test_a_file_uploaded_again_lately_waits_for_the_grace_period(tmp_path):
     old = upload.stat().st_mtime - 120
     os.utime(upload, (old, old))
     assert registry.sweep() == [str(upload)] and not upload.exists() and not registry.pending
+
+
+def test_run_answers_first_then_adds_the_fine_tuned_student_then_the_maps():
+    filled = app.random_task(9, 3, 2, 2)
+    names = [u["value"] for u in filled[:app.MAX_WAY]]
+    app.arm(FakeRequest("phases"))
+    phases = list(app.run(3, 2, 5, False, False, 0, FakeRequest("phases"), NoProgress(), *names,
+                          *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[2 * app.MAX_WAY], "PCA", 10, 0, False))
+    assert len(phases) == 3
+    first, tuned, final = phases
+    assert "<th>teacher</th>" in first[0] and "student+fine-tune" not in first[0] and first[2] is None
+    assert "coming" in first[1] and "fine-tuned student" in first[1]
+    assert "student+fine-tune" in tuned[0] and tuned[2] is None and "maps are coming" in tuned[1]
+    assert final[2] is not None and final[3] is not None and "Done in" in final[1]
