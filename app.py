@@ -27,7 +27,7 @@ from pokedemo.config import ASSETS_DIR, CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from pokedemo.data.gallery import Gallery  # noqa: E402
 from pokedemo.images import LIMITS_TEXT  # noqa: E402
 from pokedemo.sessions import SessionRegistry  # noqa: E402
-from pokedemo.task import (MAX_FINE_TUNE_SECONDS, MAX_WAY, Models, TaskResult, check_request,  # noqa: E402
+from pokedemo.task import (MAX_FINE_TUNE_SECONDS, MAX_QUERY, MAX_SHOT, MAX_WAY, Models, TaskResult, check_request,  # noqa: E402
                            first_answer, map_points, photo_like, read_pictures, refine, run_task)
 
 GALLERY_DIR = ASSETS_DIR / "gallery"
@@ -78,8 +78,9 @@ def _alpha(path: str):
 
 QUEUE_SIZE = int(os.environ.get("POKEDEMO_QUEUE_SIZE", "40"))
 # An upload is deleted when its session ends, unless the same picture was uploaded within the grace period:
-# a request waiting in the queue may name it. Longest wait: QUEUE_SIZE tasks / 2 workers x ~60 s each.
-SESSIONS = SessionRegistry(keep=lambda path: GALLERY.is_own_file(path),
+# a request waiting in the queue may name it. Gallery pictures (and Gradio's cache copies of them, recognised
+# by content) are shared by every visitor and never deleted here (Gradio's delete_cache ages them out). Longest wait: QUEUE_SIZE tasks / 2 workers x ~60 s each.
+SESSIONS = SessionRegistry(keep=lambda path: GALLERY.is_own_file(path) or GALLERY.identify(path) is not None,
                            grace_seconds=float(os.environ.get("POKEDEMO_UPLOAD_GRACE_S", QUEUE_SIZE / 2 * 60)))
 
 
@@ -115,7 +116,8 @@ def set_ways(n_way: int):
 
 def random_task(seed: int, n_way: int, n_shot: int, n_query: int):
     try:
-        names, supports, queries, notes = GALLERY.random_task(int(seed), int(n_way), int(n_shot), int(n_query))
+        names, supports, queries, notes = GALLERY.random_task(int(seed), int(n_way), int(n_shot), int(n_query),
+                                                              max_queries=MAX_QUERY)
     except ValueError as error:
         raise gr.Error(str(error)) from None
     names_out = [gr.update(value=names[k] if k < n_way else "") for k in range(MAX_WAY)]
@@ -205,6 +207,8 @@ def run(n_way, n_shot, steps, tune_teacher, photo_queries, task_seed, request: g
     try:
         check_request([_paths(galleries[k]) for k in range(n_way)], _paths(queries), int(steps))
         projection.check_parameters(method, float(parameter), int(seed))
+        if not 0 <= int(task_seed or 0) <= projection.MAX_SEED:
+            raise ValueError(f"the task seed must be between 0 and {projection.MAX_SEED}, got {task_seed}")
     except ValueError as error:
         raise gr.Error(str(error)) from None
     supports, query_pictures, problems = _read_task([[(p, *_truth(p)) for p in _paths(galleries[k])]
@@ -217,13 +221,13 @@ def run(n_way, n_shot, steps, tune_teacher, photo_queries, task_seed, request: g
     try:
         result = first_answer(MODELS, list(names[:n_way]), supports, query_pictures, n_shot, report)
     except ValueError as error:
-        raise gr.Error(" ".join([str(error)] + [f"(Skipped: {p})" for p in problems])) from None
+        raise gr.Error(html.escape(" ".join([str(error)] + [f"(Skipped: {p})" for p in problems]))) from None
     coming = "the fine-tuned student and the maps" if int(steps) else "the maps"
     yield (results_html(result), "\n\n".join([f"Teacher and student answered in {time.perf_counter() - started:.1f} "
                                                f"s; {coming} are coming."] + skipped),
            None, None, result, gr.update())
     if int(steps):
-        refine(MODELS, result, int(steps), bool(tune_teacher), cancel_flag, report)
+        result = refine(MODELS, result, int(steps), bool(tune_teacher), cancel_flag, report)
         yield (results_html(result), "\n\n".join([f"Fine-tuned in {result.fine_tune_seconds:.1f} s; the maps are "
                                                    "coming."] + skipped), None, None, result, gr.update())
     teacher_map, student_map = draw_maps(result, method, parameter, seed, thumbnails)
@@ -256,7 +260,7 @@ def classify_api(support_files, support_labels: str, query_files, steps: float =
     labels = [s.strip() for s in (support_labels or "").split(",")]
     paths = [getattr(f, "name", f) for f in (support_files or [])]
     query_paths = [getattr(f, "name", f) for f in (query_files or [])]
-    call = f"api:{uuid.uuid4()}"  # an API call is its own session: its uploads go as soon as it is answered
+    call = f"api:{uuid.uuid4()}"  # an API call is its own session, ended once its pictures are read
     SESSIONS.add_files(call, paths + query_paths)
     try:
         if len(labels) != len(paths):
@@ -271,11 +275,11 @@ def classify_api(support_files, support_labels: str, query_files, steps: float =
                                                   for name in classes], [(p, None, "upload") for p in query_paths])
     finally:
         SESSIONS.end(call)
-    n_shot = min((len(s) for s in supports), default=0)
+    n_shot = min([MAX_SHOT] + [len(s) for s in supports])
     try:
         result = run_task(MODELS, classes, supports, queries, max(1, n_shot), int(steps), snapshot_every=0)
     except ValueError as error:
-        raise gr.Error(" ".join([str(error)] + problems)) from None
+        raise gr.Error(html.escape(" ".join([str(error)] + problems))) from None
     drawn = {}
     if maps:
         for key, figure in zip(("teacher", "student"), draw_maps(result, "t-SNE", 10, 0, False)):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import base_mean, load_checkpoint, record_scores
-from .config import CHECKPOINT_DIR, EpisodeConfig
+from .config import CHECKPOINT_DIR
 from .data.dataset import SpriteDataset, split_species
 from .fewshot import mean_ci95
 from .models import build_model, embed_array

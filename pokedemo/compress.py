@@ -12,13 +12,12 @@ import io
 import statistics
 import time
 
-import numpy as np
 import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import Embedder, to_tensor
+from .models import Embedder
 
 
 class GraphEmbedder(nn.Module):

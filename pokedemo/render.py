@@ -160,12 +160,13 @@ def render(images: Tensor, alpha: Tensor, backgrounds: Tensor, generator: torch.
 
     images:      (B, 3, S, S) in [0, 1], sprites over white (as the dataset stores them)
     alpha:       (B, 1, S, S) in [0, 1]
-    backgrounds: (M, 3, S', S') a pool's bank (`make_backgrounds`); each picture draws one, cropped at random
+    backgrounds: (M, 3, S', S') a pool's bank (`make_backgrounds`); each picture draws one (randomly flipped),
+                 cropped at one random position per batch
     returns:     (B, 3, S, S) in [0, 1]
     """
     batch, _, size, _ = images.shape
     rand = lambda *shape: torch.rand(*shape, generator=generator)
-    # background: a random crop of a random bank entry, random flip
+    # background: a random bank entry per picture, randomly flipped; one crop position for the batch
     picks = (rand(batch) * len(backgrounds)).long()
     room = backgrounds.shape[-1] - size
     top, left = (rand(2) * (room + 1)).long().clamp(max=room).tolist()

@@ -129,7 +129,7 @@ def run_scoreboard(args) -> dict:
                   ("teacher", teacher, None),
                   ("teacher-fast", teacher_fast, teacher)]
     if "paper-student" in names:
-        speed_rows.insert(4, ("paper-student", load_checkpoint(CHECKPOINT_DIR / "paper-student.safetensors")[0], None))
+        speed_rows.insert(3, ("paper-student", load_checkpoint(CHECKPOINT_DIR / "paper-student.safetensors")[0], None))
     for name, measured, source in speed_rows:
         latency, throughput = latency_and_throughput(measured)
         float_model = source or measured

@@ -11,7 +11,7 @@ named by the content's hash), overwriting the file each time. So a file is delet
 
 A session ends when the page calls `end` (Gradio's unload event: the tab was closed or the connection
 lost) or, for an API call, when it has been answered. Files not yet old enough wait in `pending`
-and go at a later `sweep` (every registry call sweeps; the app also sweeps on a timer). The gallery's
+and go at a later sweep (adding files and ending a session sweep; the app also sweeps on a timer). The gallery's
 own files are never registered.
 """
 from __future__ import annotations
@@ -19,7 +19,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
+
+REMEMBER_ENDED = 10_000   # ended sessions remembered, so a run queued before the end cannot revive them
 
 
 class SessionRegistry:
@@ -31,11 +34,16 @@ class SessionRegistry:
         self._files: dict[str, set[str]] = {}
         self._cancel: dict[str, threading.Event] = {}
         self._pending: set[str] = set()                  # files of ended sessions, not yet safe to delete
+        self._ended: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
     def add_files(self, session: str, paths: Iterable[str]) -> None:
         with self._lock:
-            self._files.setdefault(session, set()).update(str(p) for p in paths if not self._keep(str(p)))
+            paths = {str(p) for p in paths if not self._keep(str(p))}
+            if session in self._ended:   # a run that waited in the queue past its tab's closing
+                self._pending |= paths
+            else:
+                self._files.setdefault(session, set()).update(paths)
             self._sweep()
 
     def files(self, session: str) -> set[str]:
@@ -53,8 +61,13 @@ class SessionRegistry:
             return set(self._pending)
 
     def cancel_flag(self, session: str) -> threading.Event:
-        """The session's cancel switch (the same object every time for a session)."""
+        """The session's cancel switch (the same object every time for a live session; always set for an
+        ended one)."""
         with self._lock:
+            if session in self._ended:
+                ended = threading.Event()
+                ended.set()
+                return ended
             return self._cancel.setdefault(session, threading.Event())
 
     def end(self, session: str) -> list[str]:
@@ -65,6 +78,9 @@ class SessionRegistry:
             if flag is not None:
                 flag.set()
             self._pending |= self._files.pop(session, set())
+            self._ended[session] = None
+            while len(self._ended) > REMEMBER_ENDED:
+                self._ended.popitem(last=False)
             return self._sweep()
 
     def sweep(self) -> list[str]:

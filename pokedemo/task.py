@@ -4,7 +4,7 @@ by prototype, and keep what the page needs to draw the maps."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
 from typing import Callable
@@ -21,7 +21,6 @@ from .tracks import render_pictures
 MAX_WAY, MAX_SHOT, MAX_QUERY = 10, 10, 50
 MAX_STEPS = 100                       # fine-tuning steps a visitor may ask for
 MAX_SUPPORT_FILES = 20                # pictures in one class slot (the first n_shot are used)
-MAX_FILES = MAX_WAY * MAX_SUPPORT_FILES + MAX_QUERY   # pictures in one call, page or API
 MAX_CALL_BYTES = 100 * 1024 * 1024    # their bytes together, counted before decoding
 MAX_FINE_TUNE_SECONDS = 20.0          # a fine-tuning run stops here whatever the steps
 
@@ -174,11 +173,16 @@ def first_answer(models: Models, class_names: list[str], supports: list[list[Pic
 def refine(models: Models, result: TaskResult, fine_tune_steps: int = 5, fine_tune_teacher: bool = False,
            cancel: threading.Event | None = None, progress: Callable[[float, str], None] | None = None,
            snapshot_every: int = 5) -> TaskResult:
-    """Fine-tune a private copy of the student (and of the teacher, if asked) on the task's supports and add
-    its answers to `result`. The shared models are never modified."""
+    """Fine-tune a private copy of the student (and of the teacher, if asked) on the task's supports; returns
+    a copy of `result` with its answers added. The shared models are never modified."""
     if not 0 <= fine_tune_steps <= MAX_STEPS:
         raise ValueError(f"fine-tuning steps must be between 0 and {MAX_STEPS}, got {fine_tune_steps}")
-    if fine_tune_steps == 0 or (cancel is not None and cancel.is_set()):
+    # a new result: the first answer may already be on the page, where a map redraw can read it meanwhile
+    result = replace(result, embeddings=dict(result.embeddings), probabilities=dict(result.probabilities))
+    if cancel is not None and cancel.is_set():
+        result.cancelled = True
+        return result
+    if fine_tune_steps == 0:
         return result
     progress = progress or (lambda fraction, text: None)
     images = to_tensor(np.stack([p.image for p in result.pictures]))
@@ -199,6 +203,7 @@ def refine(models: Models, result: TaskResult, fine_tune_steps: int = 5, fine_tu
             steps=max(1, fine_tune_steps // 2), max_seconds=MAX_FINE_TUNE_SECONDS), cancel,
             callback=lambda s, l: progress(0.85, f"fine-tuning the teacher: step {s}"))
         result.cancelled = tuned_teacher.cancelled
+        result.timed_out = result.timed_out or tuned_teacher.timed_out
         _evaluate(result, "teacher+fine-tune", tuned_teacher.model, base_mean(models.teacher_card))
     return result
 

@@ -26,7 +26,6 @@ from tqdm import tqdm
 
 from .augment import augment
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import EpisodeConfig
 from .data.external import TrainData, folder_images, load_train_data
 from .fewshot import mean_ci95
 from .losses import distillation_loss, kd_kl, supcon_loss

@@ -1,5 +1,5 @@
-"""Student ablations at a reduced budget. Each variant trains from scratch (same seed, same epochs) and
-is scored with the benchmark protocol.
+"""Student ablations at a reduced budget. Each variant trains with the same seed and epochs (from scratch
+unless its flags say `--init`) and is scored with the benchmark protocol.
 
     python scripts/ablations.py [--epochs 12] [--out docs/ablations.md]          # loss: terms, alpha, T, colour
     python scripts/ablations.py --set robust --epochs 8 --out docs/robust-ablations.md   # photo-like training
@@ -106,12 +106,12 @@ def robust(args) -> int:
         results_file.write_text(json.dumps(results, indent=1))
     lines = ["# Robust student ablations", "",
              f"Made by `python scripts/ablations.py --set robust --epochs {args.epochs} --out {args.out}`: each "
-             f"variant trained from scratch for {args.epochs} epochs (seed 0) from the robust teacher "
+             f"variant trained for {args.epochs} epochs (seed 0), from scratch unless it says otherwise, with the robust teacher "
              f"(`{args.teacher}`), the loss of the shipped student. **val** columns: 5-way 5-shot on the val "
              "species per track (photo tracks rendered with the val backgrounds), their mean selects. **novel** "
              f"columns: the benchmark ({args.episodes} episodes, 5-shot, test backgrounds), reported only.", "",
              "| variant | val mean | val clean / art / photo / photo-both | novel clean | novel art | novel photo "
-             "| novel photo-both | training s |", "|---|---|---|---|---|---|---|---|---|"]
+             "| novel photo-both | training s |", "|---|---|---|---|---|---|---|---|"]
     pct = lambda v: f"{100 * v[0]:.2f} +- {100 * v[1]:.2f}"
     for name, r in results.items():
         val = " / ".join(f"{100 * r['val'][t]:.1f}" for t in TRACK_NAMES)

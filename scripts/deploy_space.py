@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the page loads (app.py and what it reads at start-up), and the Space's card (README.md).
-BUNDLE = ["app.py", "README.md", "requirements.txt", ".gitattributes", "pokedemo/**/*.py",
+BUNDLE = ["app.py", "README.md", "requirements.txt", "pokedemo/**/*.py",
           "checkpoints/teacher.safetensors", "checkpoints/teacher.json", "checkpoints/student.safetensors",
           "checkpoints/student.json", "assets/gallery/*", "assets/species.csv", "assets/val_map.json",
           "assets/screenshot.png", "docs/benchmarks.json", "docs/how-it-works.md"]
@@ -38,11 +38,23 @@ def bundle_files(root: Path = ROOT) -> list[Path]:
     return [p for p in files if not any(fnmatch.fnmatch(str(p.relative_to(root)), n) for n in NEVER)]
 
 
+MARKER = ".pokedemo-space-bundle"
+# Only the Space's copy routes binaries through LFS: this repository's history holds them as plain blobs,
+# and the same rules here would make every clone with git-lfs installed show them as modified.
+GITATTRIBUTES = ROOT / "scripts" / "space.gitattributes"
+
+
 def build(out: Path, root: Path = ROOT) -> list[Path]:
-    """Copy the bundle into `out` (emptied first); returns the copied files, relative."""
-    if out.exists():
+    """Copy the bundle into `out` (a new or empty folder, or an earlier bundle, which is replaced);
+    returns the copied files, relative."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists():
+            raise ValueError(f"{out} is not empty and is not a bundle made by this script: choose another --out")
         shutil.rmtree(out)
-    copied = []
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by scripts/deploy_space.py; replaced at the next build\n")
+    shutil.copy2(GITATTRIBUTES, out / ".gitattributes")
+    copied = [Path(".gitattributes")]
     for path in bundle_files(root):
         relative = path.relative_to(root)
         (out / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +87,7 @@ def check(out: Path) -> list[str]:
     if problems:
         return problems
     patterns = lfs_patterns(out / ".gitattributes")
-    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != MARKER):
         relative = str(path.relative_to(out))
         in_lfs = any(fnmatch.fnmatch(relative, p) or fnmatch.fnmatch(path.name, p) for p in patterns)
         if (path.stat().st_size > SPACE_LIMIT_BYTES or path.suffix.lower() in BINARY_SUFFIXES) and not in_lfs:
@@ -101,7 +113,7 @@ def upload(out: Path, repo: str) -> str:
 
     api = HfApi()  # token: HF_TOKEN or the `huggingface-cli login` cache
     api.create_repo(repo, repo_type="space", space_sdk="gradio", exist_ok=True)
-    info = api.upload_folder(repo_id=repo, repo_type="space", folder_path=out,
+    info = api.upload_folder(repo_id=repo, repo_type="space", folder_path=out, ignore_patterns=[MARKER],
                              commit_message="Deploy pokedemo", delete_patterns=["*"])
     return str(info.commit_url)
 
@@ -115,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dry_run and not args.repo:
         parser.error("give --repo USER/NAME, or --dry-run")
     out = args.out or Path(tempfile.mkdtemp(prefix="pokedemo-space-"))
-    files = build(out)
+    try:
+        files = build(out)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     problems = check(out)
     size = sum((out / f).stat().st_size for f in files)
     print(f"bundle: {len(files)} files, {size / 1e6:.1f} MB in {out}")

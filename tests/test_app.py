@@ -278,3 +278,23 @@ def test_run_answers_first_then_adds_the_fine_tuned_student_then_the_maps():
     assert "coming" in first[1] and "fine-tuned student" in first[1]
     assert "student+fine-tune" in tuned[0] and tuned[2] is None and "maps are coming" in tuned[1]
     assert final[2] is not None and final[3] is not None and "Done in" in final[1]
+
+
+def test_a_run_queued_past_its_tabs_closing_is_cancelled_and_cannot_revive_the_session(tmp_path, monkeypatch):
+    monkeypatch.setattr(app.SESSIONS, "grace_seconds", 0.0)
+    late = tmp_path / "late.png"
+    late.write_bytes(b"x")
+    app.end_session(FakeRequest("gone"))               # the tab closed while its run waited in the queue
+    assert app.SESSIONS.cancel_flag("gone").is_set()
+    app.SESSIONS.add_files("gone", [str(late)])        # what the late run registers goes straight to deletion
+    assert not late.exists() and "gone" not in app.SESSIONS.holders()
+
+
+def test_a_gradio_cache_copy_of_a_gallery_picture_is_never_deleted(tmp_path, monkeypatch):
+    monkeypatch.setattr(app.SESSIONS, "grace_seconds", 0.0)
+    copy = tmp_path / "cache" / "025-front-0.png"      # how Gradio hands a picked gallery picture back
+    copy.parent.mkdir()
+    copy.write_bytes(app.GALLERY.path("025-front-0.png").read_bytes())
+    app.SESSIONS.add_files("classmate", [str(copy)])
+    app.end_session(FakeRequest("classmate"))
+    assert copy.exists()

@@ -1,10 +1,9 @@
 """pokedemo.compress: pruning, the inference rewrite, and the measurements behind the scoreboard."""
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from pokedemo.compress import mflops, optimise_for_inference, prune_magnitude, size_on_disk
+from pokedemo.compress import mflops, optimise_for_inference, prune_magnitude
 from pokedemo.models import build_model
 
 

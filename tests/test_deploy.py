@@ -26,6 +26,14 @@ def test_the_dry_run_bundle_holds_what_the_page_loads_and_nothing_else(tmp_path)
     assert "*.safetensors" in lfs_patterns(out / ".gitattributes")
 
 
+def test_the_dry_run_never_empties_a_folder_it_did_not_make(tmp_path, capsys):
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    assert deploy_main(["--dry-run", "--out", str(precious)]) == 1
+    assert (precious / "notes.txt").exists() and "not a bundle" in capsys.readouterr().err
+
+
 def test_a_bundle_a_space_would_refuse_is_reported(tmp_path):
     out = tmp_path / "space"
     build(out)

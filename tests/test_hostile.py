@@ -2,10 +2,8 @@
 keeps serving, and another visitor's task completes meanwhile."""
 from __future__ import annotations
 
-import io
 import struct
 import threading
-import time
 import zlib
 
 import pytest

@@ -120,7 +120,7 @@ class Gallery:
                     picked.append(queue.pop())
         return picked
 
-    def random_task(self, seed: int, n_way: int = 5, n_shot: int = 5, n_query: int = 5
+    def random_task(self, seed: int, n_way: int = 5, n_shot: int = 5, n_query: int = 5, max_queries: int = 50
                     ) -> tuple[list[str], list[list[GalleryItem]], list[GalleryItem], list[str]]:
         """(class names, n_shot support items per class, n_query query items per class (class-major),
         notes). Exactly the asked numbers, never a picture twice; the queries of a class share no source
@@ -129,6 +129,9 @@ class Gallery:
         if not 2 <= n_way <= len(self.species_names) or n_shot < 1 or n_query < 1:
             raise ValueError(f"a random task needs 2 to {len(self.species_names)} classes and at least one support "
                              f"and one query per class (got {n_way}, {n_shot}, {n_query})")
+        if n_way * n_query > max_queries:
+            raise ValueError(f"{n_way} classes x {n_query} queries = {n_way * n_query} queries; a task takes at most "
+                             f"{max_queries}. Lower the queries per class or the classes.")
         need = n_shot + n_query
         eligible = [name for name in self.species_names if len(self.by_name[name]) >= need]
         if len(eligible) < n_way:

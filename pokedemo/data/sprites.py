@@ -128,7 +128,7 @@ def read_members(tarball: Path, wanted=lambda name: True) -> tuple[list[str], di
     """Every file name in the tarball, and the bytes of those `wanted`, in **one pass in archive order**.
 
     Random access into a .tgz is the slow path: a backward seek decompresses the gzip stream again
-    from the start (about 0.26 s a member on this package, docs/prepare-profile.md).
+    from the start (docs/prepare-profile.md).
     """
     names, contents = [], {}
     with tarfile.open(tarball, "r|gz") as archive:  # "|": a stream, never a seek
