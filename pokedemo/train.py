@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from . import distributed
 from .augment import augment
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data.external import TrainData, folder_images, load_train_data
@@ -137,9 +138,37 @@ def _restore(state: dict, model, heads, optimiser) -> None:
     optimiser.load_state_dict(optim_state)
 
 
-def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
+class TrainStep(nn.Module):
+    """The model and its training heads behind one forward, so DistributedDataParallel keeps all of them in
+    step. returns: features (B, D), projected (B, 1, P) L2-normalised, logits (B, n_classes), to_teacher or None."""
+
+    def __init__(self, model: nn.Module, heads: TrainingHeads, kind: str):
+        super().__init__()
+        self.model, self.heads, self.kind = model, heads, kind
+
+    def forward(self, batch: Tensor):
+        features = self.model(batch)
+        projected = F.normalize(self.heads.projection(features), dim=-1)[:, None]
+        logits = self.model.classifier(features) if self.kind == "teacher" else self.heads.classifier(features)
+        to_teacher = self.heads.to_teacher(features) if self.heads.to_teacher is not None else None
+        return features, projected, logits, to_teacher
+
+
+def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path | None:
+    """Train; returns the checkpoint written (None on the ranks other than 0 under torchrun)."""
     torch.manual_seed(config.seed)
     device = pick_device(args.device)
+    ranks = distributed.setup(device)
+    try:
+        return _train(kind, args, config, device, ranks)
+    finally:
+        distributed.shutdown(ranks)
+
+
+def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: torch.device,
+           ranks: distributed.Ranks) -> Path | None:
+    if ranks.world_size > 1 and args.unlabeled:
+        raise ValueError("--unlabeled is not supported under torchrun yet: train on one process")
     data = load_train_data(args.data, args.image_size)
     run_dir = Path(args.run_dir or f"runs/{kind}")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -161,6 +190,7 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
     if args.init:  # start from trained weights (e.g. the clean teacher) instead of random ones
         initial, _ = load_checkpoint(args.init)
         model.load_state_dict({k: v.float() for k, v in initial.state_dict().items()})
+    engine = distributed.wrap(TrainStep(model, heads, kind), ranks, device)
     optimiser = torch.optim.AdamW(list(model.parameters()) + list(heads.parameters()),
                                   lr=config.lr, weight_decay=config.weight_decay)
     images = to_tensor(data.images)                                            # (N, 3, S, S) in [0, 1]
@@ -169,11 +199,16 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
     unlabeled = to_tensor(folder_images(Path(args.unlabeled), data.image_size)[0]) if args.unlabeled else None
     teacher_logits = teacher_embeddings = None
     if teacher is not None:
-        # Teacher targets on clean images, computed once: the student then trains at its own speed.
+        # Teacher targets on clean images, computed once (by rank 0, then shared): the student then trains at
+        # its own speed.
         pool = images if unlabeled is None else torch.cat([images, unlabeled])
-        with torch.inference_mode():
-            feats = torch.cat([teacher(pool[i:i + 256].to(device)) for i in range(0, len(pool), 256)])
-            teacher_logits, teacher_embeddings = teacher.classifier(feats).cpu(), F.normalize(feats, dim=-1).cpu()
+        teacher_logits, teacher_embeddings = torch.empty(len(pool), n_classes), torch.empty(len(pool), teacher.embedding_dim)
+        if ranks.main:
+            with torch.inference_mode():
+                feats = torch.cat([teacher(pool[i:i + 256].to(device)) for i in range(0, len(pool), 256)])
+                teacher_logits, teacher_embeddings = teacher.classifier(feats).cpu(), F.normalize(feats, dim=-1).cpu()
+        teacher_logits = distributed.broadcast_from_main(teacher_logits.contiguous(), ranks)
+        teacher_embeddings = distributed.broadcast_from_main(teacher_embeddings.contiguous(), ranks)
     by_class = [np.flatnonzero(data.labels == c) for c in range(n_classes)]
     per_epoch = config.steps_per_epoch or max(1, len(images) // (config.classes_per_batch * config.images_per_class))
     total = per_epoch * config.epochs
@@ -182,37 +217,37 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
     if args.resume and state_file.exists():
         _restore(load_file(str(state_file)), model, heads, optimiser)
         history = json.loads(history_file.read_text())
-        print(f"resumed {kind} from {state_file} after epoch {history['epoch']}")
+        if ranks.main:
+            print(f"resumed {kind} from {state_file} after epoch {history['epoch']}")
     best_file = run_dir / "best.safetensors"
     val_cache: dict = {}
     for epoch in range(history["epoch"], config.epochs):
         started = time.perf_counter()
-        rng = np.random.default_rng(config.seed * 1000 + epoch)
-        generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+        rng = np.random.default_rng(config.seed * 1000 + epoch)   # the same global batches on every rank
+        generator = torch.Generator().manual_seed(config.seed * 1000 + epoch + 7919 * ranks.rank)  # own views
         # a fresh bank of training backgrounds each epoch (the train pool: never the val or test ones)
         backgrounds = make_backgrounds("train", 1024, 80, seed=epoch) if config.render_p > 0 else None
         model.train(), heads.train()
         losses = []
-        bar = tqdm(range(per_epoch), desc=f"{kind} epoch {epoch + 1}/{config.epochs}", unit="step", file=sys.stderr)
+        bar = tqdm(range(per_epoch), desc=f"{kind} epoch {epoch + 1}/{config.epochs}", unit="step", file=sys.stderr,
+                   disable=not ranks.main)
         for step in bar:
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(config, epoch * per_epoch + step, total, per_epoch)
-            index = torch.from_numpy(balanced_batch(by_class, config, rng))
+            index = distributed.my_share(torch.from_numpy(balanced_batch(by_class, config, rng)), ranks)
             batch = training_views(images[index], alpha[index].float() / 255, config, backgrounds, generator).to(device)
             batch_labels = labels[index].to(device)
-            features = model(batch)                                            # (B, D)
-            projected = F.normalize(heads.projection(features), dim=-1)[:, None]  # (B, 1, P)
+            features, projected, logits, to_teacher = engine(batch)            # (B, D), (B, 1, P), (B, C)
             if kind == "teacher":
                 loss = supcon_loss(projected, batch_labels, config.supcon_temperature) + \
-                    config.ce_weight * F.cross_entropy(model.classifier(features), batch_labels, label_smoothing=0.1)
+                    config.ce_weight * F.cross_entropy(logits, batch_labels, label_smoothing=0.1)
             else:
-                to_teacher = heads.to_teacher(features) if heads.to_teacher is not None else None
                 target_logits, target_embeddings = teacher_logits[index].to(device), teacher_embeddings[index].to(device)
                 if config.teacher_view == "same":  # the teacher sees the student's (possibly corrupted) view
                     with torch.inference_mode():
                         feats = teacher(batch)
                         target_logits, target_embeddings = teacher.classifier(feats), F.normalize(feats, dim=-1)
-                loss = distillation_loss(heads.classifier(features), target_logits, projected,
+                loss = distillation_loss(logits, target_logits, projected,
                                          batch_labels, config.alpha, config.temperature, config.supcon_temperature,
                                          to_teacher, target_embeddings, config.beta)
                 if unlabeled is not None:  # unlabeled images learn from the teacher's outputs alone
@@ -225,6 +260,9 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
             optimiser.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        if not ranks.main:  # rank 0 alone validates and writes; the others wait for the next epoch
+            distributed.barrier(ranks)
+            continue
         scores = validate(model, data, config, val_cache)
         accuracy = scores["mean"]
         history["seconds"] += time.perf_counter() - started
@@ -241,7 +279,16 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path:
         with open(log_file, "a") as log:
             log.write(json.dumps(record) + "\n")
         print(json.dumps(record), flush=True)
+        distributed.barrier(ranks)
+    agree = distributed.weights_agree(model, ranks)
+    if not ranks.main:
+        return None
+    if ranks.world_size > 1:
+        print(f"all {ranks.world_size} processes hold {'identical' if agree else 'DIFFERENT'} weights", flush=True)
+        if not agree:
+            raise RuntimeError("the processes' weights differ: data-parallel training went out of step")
     model.load_state_dict(load_file(str(best_file)))
+    history["world_size"] = ranks.world_size
     return finish(kind, model.cpu(), heads, data, args, config, arguments, history, teacher_card)
 
 
@@ -256,7 +303,7 @@ def finish(kind, model, heads, data: TrainData, args, config: TrainConfig, argum
         "command": "python -m pokedemo.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "training_seconds": round(history["seconds"], 1), "epochs": history["epoch"],
         "selected_epoch": history.get("best_epoch"), "val_5shot": history["best"],
-        "val_tracks": history.get("best_tracks"), "init": args.init,
+        "val_tracks": history.get("best_tracks"), "init": args.init, "world_size": history.get("world_size", 1),
         "parameters": count_parameters(model), "training_head_parameters": count_parameters(heads),
         "config": asdict(config), "teacher": teacher_card and teacher_card.get("command"),
         "base_mean": [round(x, 6) for x in base_mean.tolist()], "scores": {},
