@@ -260,6 +260,7 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
             optimiser.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        train_seconds = time.perf_counter() - started
         if not ranks.main:  # rank 0 alone validates and writes; the others wait for the next epoch
             distributed.barrier(ranks)
             continue
@@ -269,6 +270,9 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         history["epoch"] = epoch + 1
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_5shot": accuracy,
                   "val_tracks": {k: round(v, 4) for k, v in scores.items()},
+                  # training steps only (no validation), all processes together
+                  "train_images_per_s": round(per_epoch * config.classes_per_batch * config.images_per_class
+                                              / train_seconds, 1),
                   "seconds": history["seconds"], "lr": optimiser.param_groups[0]["lr"]}
         if accuracy > history["best"]:
             history["best"], history["best_epoch"] = accuracy, epoch + 1
