@@ -23,8 +23,12 @@ from pokedemo.data.gallery import Gallery  # noqa: E402
 from scripts.serve import gallery_task, start_server  # noqa: E402
 
 
-def visitor(url: str, gallery: Gallery, index: int, tasks: int, steps: int, deadline: float, out: dict) -> None:
+def visitor(url: str, gallery: Gallery, index: int, tasks: int, steps: int, deadline: float, out: dict,
+            burst: threading.Barrier | None = None) -> None:
     client = Client(url, verbose=False)
+    if burst is not None:  # a class: everyone connected, then all press Run within the same second
+        burst.wait()
+        time.sleep(np.random.default_rng(index).uniform(0, 1))
     for task in range(tasks):
         if time.perf_counter() > deadline:
             out["errors"].append(f"visitor {index}: deadline reached before task {task + 1}")
@@ -51,6 +55,7 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--max-seconds", type=float, default=900)
+    parser.add_argument("--burst", action="store_true", help="all visitors press Run within one second")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     gallery = Gallery(ASSETS_DIR / "gallery")
@@ -60,7 +65,8 @@ def main() -> int:
     try:
         memory = psutil.Process(process.pid)
         deadline = time.perf_counter() + args.max_seconds
-        threads = [threading.Thread(target=visitor, args=(url, gallery, v, args.tasks, args.steps, deadline, out))
+        burst = threading.Barrier(args.visitors) if args.burst else None
+        threads = [threading.Thread(target=visitor, args=(url, gallery, v, args.tasks, args.steps, deadline, out, burst))
                    for v in range(args.visitors)]
         started = time.perf_counter()
         for thread in threads:
@@ -79,7 +85,8 @@ def main() -> int:
               "queries_per_task": sorted(set(out["queries_sent"])),
               "crosstalk": len(out["crosstalk"]), "p50_seconds": float(np.percentile(latencies, 50)) if len(latencies) else None,
               "p95_seconds": float(np.percentile(latencies, 95)) if len(latencies) else None,
-              "wall_seconds": wall, "server_peak_rss_mib": peak[0], "error_messages": out["errors"][:10],
+              "wall_seconds": wall, "server_peak_rss_mib": peak[0], "burst": args.burst,
+              "latencies_seconds": sorted(round(x, 2) for x in latencies), "error_messages": out["errors"][:10],
               "crosstalk_messages": out["crosstalk"][:10]}
     print(json.dumps(report, indent=1))
     if args.json:
