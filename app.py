@@ -135,10 +135,13 @@ def add_species(species: str, current, name: str, n_shot: int):
     return _paths(current) + [str(GALLERY.path(i.file)) for i in items], (name or species), gr.update(value=None)
 
 
-def add_query_species(species: str, current, n: int = 3):
+def add_query_species(species: str, current, *support_galleries, n: int = 3):
+    """Append gallery queries of a species: never a picture the task already holds, other sources first."""
     if not species:
         return gr.update(), gr.update(value=None)
-    items = GALLERY.species_images(species, n, np.random.default_rng())
+    used = [item for path in _paths(current) + [p for g in support_galleries for p in _paths(g)]
+            if (item := GALLERY.identify(path)) is not None]
+    items = GALLERY.query_images(species, n, np.random.default_rng(), used)
     return _paths(current) + [str(GALLERY.path(i.file)) for i in items], gr.update(value=None)
 
 
@@ -433,7 +436,8 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
     for k in range(MAX_WAY):
         slot_pickers[k].change(add_species, [slot_pickers[k], slot_galleries[k], slot_names[k], n_shot],
                                [slot_galleries[k], slot_names[k], slot_pickers[k]], api_visibility="private")
-    query_picker.change(add_query_species, [query_picker, queries], [queries, query_picker], api_visibility="private")
+    query_picker.change(add_query_species, [query_picker, queries, *slot_galleries], [queries, query_picker],
+                        api_visibility="private")
     # every CPU-heavy handler shares one limit ("task"): runs, map redraws, API calls, speed measurements
     heavy = {"concurrency_limit": 2, "concurrency_id": "task", "api_visibility": "private"}
     run_button.click(arm, None, None, queue=False, api_visibility="private").then(

@@ -298,3 +298,11 @@ def test_a_gradio_cache_copy_of_a_gallery_picture_is_never_deleted(tmp_path, mon
     app.SESSIONS.add_files("classmate", [str(copy)])
     app.end_session(FakeRequest("classmate"))
     assert copy.exists()
+
+
+def test_gallery_queries_added_to_a_random_task_never_repeat_its_supports():
+    filled = app.random_task(2, 5, 5, 1)
+    supports = [p for g in filled[app.MAX_WAY:2 * app.MAX_WAY] for p in g]
+    name = filled[0]["value"]
+    queries, _ = app.add_query_species(name, [], *filled[app.MAX_WAY:2 * app.MAX_WAY])
+    assert queries and not set(queries) & set(supports)

@@ -40,3 +40,16 @@ def test_the_default_task_is_source_disjoint_and_reproducible():
     first, again = GALLERY.random_task(0, 5, 5, 5), GALLERY.random_task(0, 5, 5, 5)
     assert first == again and not first[3]
     assert GALLERY.random_task(1, 5, 5, 5)[0] != first[0]
+
+
+def test_queries_added_by_hand_never_repeat_a_task_picture_and_prefer_other_sources():
+    import numpy as np
+
+    pikachu = GALLERY.by_name["Pikachu"]
+    supports = [i for i in pikachu if i.source in ("front", "back")]
+    for seed in range(10):
+        picked = GALLERY.query_images("Pikachu", 3, np.random.default_rng(seed), supports)
+        assert len(picked) == 3 and not {i.file for i in picked} & {i.file for i in supports}
+        assert not {i.source for i in picked} & {"front", "back"}
+    everything = GALLERY.query_images("Pikachu", 50, np.random.default_rng(0), supports)
+    assert len(everything) == len(pikachu) - len(supports)       # all the others, never a support

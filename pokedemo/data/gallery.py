@@ -120,6 +120,18 @@ class Gallery:
                     picked.append(queue.pop())
         return picked
 
+    def query_images(self, name: str, n: int, rng: np.random.Generator, used: list[GalleryItem]) -> list[GalleryItem]:
+        """Up to n pictures of a species to add as queries: never one of `used` (the task's supports and
+        queries), and from sources its supports do not show while there are such pictures."""
+        if name not in self.by_name:
+            raise ValueError(f"'{name}' is not a species of the gallery")
+        taken = {item.file for item in used}
+        support_sources = {item.source for item in used if item.name == name}
+        free = [item for item in self.by_name[name] if item.file not in taken]
+        fresh = [item for item in free if item.source not in support_sources]
+        order = lambda items: [items[k] for k in rng.permutation(len(items))]
+        return (order(fresh) + order([item for item in free if item.source in support_sources]))[:n]
+
     def random_task(self, seed: int, n_way: int = 5, n_shot: int = 5, n_query: int = 5, max_queries: int = 50
                     ) -> tuple[list[str], list[list[GalleryItem]], list[GalleryItem], list[str]]:
         """(class names, n_shot support items per class, n_query query items per class (class-major),
