@@ -65,25 +65,27 @@ def track_images(dataset: SpriteDataset) -> TrackImages:
 
 
 def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, checkpoint: Path | None = None,
-                 centre: bool = True, dataset: SpriteDataset | None = None, track: str = "clean",
+                 centre: bool = True, dataset: SpriteDataset | None = None, tracks=("clean",),
                  rendered: dict | None = None) -> list[dict]:
-    """Benchmark rows of one model on one track. rendered: a dict shared between calls on the same dataset,
-    which keeps the photo-like pictures (they do not depend on the model) so they are rendered once."""
+    """Benchmark rows of one model on each track, the model loaded and each view embedded once. rendered: a
+    dict shared between calls on the same dataset, which keeps the photo-like pictures (they do not depend on
+    the model) so they are rendered once."""
     dataset = dataset or SpriteDataset.load().subset(split_species()["novel"])
     started = time.perf_counter()
     embed, mean, _ = model_embedder(name, checkpoint, centre)
     rendered = {} if rendered is None else rendered
     cache: dict = dict(rendered)
     rows = []
-    for n_shot in shots:
-        accuracies = track_accuracies(embed, track_images(dataset), track, n_shot, episodes, seed, mean,
-                                      pool="test", cache=cache)
-        accuracy, ci95 = mean_ci95(accuracies)
-        rendered.update({k: v for k, v in cache.items() if k == "photo_images"})
-        rows.append({"model": name, "track": track, "n_way": 5, "n_shot": n_shot,
-                     "n_query": 1 if track == "art" else 15, "episodes": episodes, "seed": seed,
-                     "accuracy": accuracy, "ci95": ci95, "seconds": round(time.perf_counter() - started, 2)})
-        started = time.perf_counter()
+    for track in tracks:
+        for n_shot in shots:
+            accuracies = track_accuracies(embed, track_images(dataset), track, n_shot, episodes, seed, mean,
+                                          pool="test", cache=cache)
+            accuracy, ci95 = mean_ci95(accuracies)
+            rendered.update({k: v for k, v in cache.items() if k == "photo_images"})
+            rows.append({"model": name, "track": track, "n_way": 5, "n_shot": n_shot,
+                         "n_query": 1 if track == "art" else 15, "episodes": episodes, "seed": seed,
+                         "accuracy": accuracy, "ci95": ci95, "seconds": round(time.perf_counter() - started, 2)})
+            started = time.perf_counter()
     return rows
 
 
@@ -186,9 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             rows, rendered = [], {}
             novel = SpriteDataset.load().subset(split_species()["novel"])
             for name in args.model or MODEL_NAMES:
-                model_rows = [row for track in args.track or ["clean"]
-                              for row in fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint,
-                                                      args.centre, novel, track, rendered)]
+                model_rows = fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint, args.centre,
+                                          novel, args.track or ["clean"], rendered)
                 if args.record and name not in ("pixels", "random-student"):
                     record_scores(args.checkpoint or CHECKPOINT_DIR / f"{name}.safetensors", card_scores(model_rows),
                                   "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv))

@@ -98,8 +98,7 @@ def robust(args) -> int:
         if code:
             return code
         card = json.loads(weights.with_suffix(".json").read_text())
-        rows = [row for track in TRACK_NAMES
-                for row in fewshot_rows("student", (5,), args.episodes, checkpoint=weights, track=track)]
+        rows = fewshot_rows("student", (5,), args.episodes, checkpoint=weights, tracks=TRACK_NAMES)
         results[name] = {"flags": extra, "epochs": args.epochs, "val": card["val_tracks"],
                          "training_seconds": card["training_seconds"],
                          "novel_5shot": {r["track"]: [r["accuracy"], r["ci95"]] for r in rows}}

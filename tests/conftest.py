@@ -62,6 +62,19 @@ def build_package(path: Path, species: dict[int, tuple[int, int, int]], extra: d
     return path
 
 
+def make_image_folder(folder: Path, colours: list[tuple[int, int, int]], per_class: int = 12) -> Path:
+    """An ImageFolder: folder/class<k>/<i>.png, a jittered coloured rectangle on white per picture."""
+    rng = np.random.default_rng(0)
+    for k, colour in enumerate(colours):
+        (folder / f"class{k}").mkdir(parents=True)
+        for i in range(per_class):
+            image = Image.new("RGB", (40, 40), "white")
+            image.paste(tuple(int(c) for c in np.clip(np.array(colour) + rng.integers(-20, 20, 3), 0, 255)),
+                        (5 + i % 5, 5, 30, 35 - i % 4))
+            image.save(folder / f"class{k}" / f"{i}.png")
+    return folder
+
+
 def distinct_colours(n: int, seed: int = 0) -> list[tuple[int, int, int]]:
     rng = np.random.default_rng(seed)
     return [tuple(int(v) for v in rng.integers(0, 200, 3)) for _ in range(n)]

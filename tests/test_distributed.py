@@ -7,12 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from safetensors.torch import load_file
 
 from pokedemo.checkpoint import read_card
+from tests.conftest import make_image_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--steps-per-epoch", "2", "--classes-per-batch", "4", "--images-per-class", "2", "--val-episodes", "5",
@@ -22,14 +21,7 @@ TINY = ["--steps-per-epoch", "2", "--classes-per-batch", "4", "--images-per-clas
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
-    rng = np.random.default_rng(0)
-    for k, colour in enumerate([(220, 30, 30), (30, 200, 30), (30, 30, 220), (200, 200, 30)]):
-        (root / "folder" / f"class{k}").mkdir(parents=True)
-        for i in range(12):
-            image = Image.new("RGB", (40, 40), "white")
-            image.paste(tuple(int(c) for c in np.clip(np.array(colour) + rng.integers(-20, 20, 3), 0, 255)),
-                        (5 + i % 5, 5, 30, 35 - i % 4))
-            image.save(root / "folder" / f"class{k}" / f"{i}.png")
+    make_image_folder(root / "folder", [(220, 30, 30), (30, 200, 30), (30, 30, 220), (200, 200, 30)])
     return root
 
 

@@ -10,6 +10,7 @@ from pokedemo.checkpoint import load_checkpoint
 from pokedemo.data.external import cifar10_data
 from pokedemo.models import count_parameters
 from pokedemo.train import main as train_main
+from tests.conftest import make_image_folder
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--classes-per-batch", "3", "--images-per-class", "2",
         "--val-episodes", "5", "--image-size", "32", "--device", "cpu"]
@@ -17,14 +18,7 @@ TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--classes-per-batch", "3", "
 
 @pytest.fixture
 def image_folder(tmp_path):
-    rng = np.random.default_rng(0)
-    for k, colour in enumerate([(220, 30, 30), (30, 200, 30), (30, 30, 220)]):
-        (tmp_path / "folder" / f"class{k}").mkdir(parents=True)
-        for i in range(12):
-            image = Image.new("RGB", (40, 40), "white")
-            image.paste(tuple(int(c) for c in np.clip(np.array(colour) + rng.integers(-20, 20, 3), 0, 255)),
-                        (5 + i % 5, 5, 30, 35 - i % 4))
-            image.save(tmp_path / "folder" / f"class{k}" / f"{i}.png")
+    make_image_folder(tmp_path / "folder", [(220, 30, 30), (30, 200, 30), (30, 30, 220)])
     (tmp_path / "folder" / "class0" / "broken.png").write_text("not an image")
     (tmp_path / "unlabeled").mkdir()
     for i in range(6):
