@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # Caches in writable places, so the page runs from a read-only folder (a Space's, or a mounted one)
@@ -21,14 +22,19 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from PIL import Image  # noqa: E402
+
 from pokedemo import projection, viz  # noqa: E402
-from pokedemo.checkpoint import load_checkpoint  # noqa: E402
+from pokedemo import report as report_html  # noqa: E402
+from pokedemo.checkpoint import base_mean, load_checkpoint  # noqa: E402
 from pokedemo.config import ASSETS_DIR, CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from pokedemo.data.gallery import Gallery  # noqa: E402
-from pokedemo.images import LIMITS_TEXT  # noqa: E402
+from pokedemo.images import LIMITS_TEXT, to_model_image  # noqa: E402
+from pokedemo.maps import task_maps  # noqa: E402
 from pokedemo.sessions import SessionRegistry  # noqa: E402
-from pokedemo.task import (MAX_FINE_TUNE_SECONDS, MAX_QUERY, MAX_SHOT, MAX_WAY, Models, TaskResult, check_request,  # noqa: E402
-                           first_answer, map_points, photo_like, read_pictures, refine, run_task)
+from pokedemo.task import (MAX_FINE_TUNE_SECONDS, MAX_QUERY, MAX_SHOT, MAX_STEPS, MAX_WAY, SHOT_RULE,  # noqa: E402
+                           Models, Slot, TaskResult, check_request, classify_picture, export_tuned_student,
+                           first_answer, photo_like, plan_task, read_pictures, refine, run_task)
 
 GALLERY_DIR = ASSETS_DIR / "gallery"
 TRAIN_HINT = ("python -m pokedemo.data prepare && python -m pokedemo.train teacher && "
@@ -123,8 +129,16 @@ def random_task(seed: int, n_way: int, n_shot: int, n_query: int):
     names_out = [gr.update(value=names[k] if k < n_way else "") for k in range(MAX_WAY)]
     galleries = [[str(GALLERY.path(i.file)) for i in supports[k]] if k < n_way else [] for k in range(MAX_WAY)]
     query_paths = [str(GALLERY.path(i.file)) for i in queries]
-    text = f"Random task with seed **{int(seed)}**: share it with the class."
-    return (*names_out, *galleries, query_paths, "\n\n".join([text] + [f"Note: {n}" for n in notes]))
+    text = (f"**Task {int(seed)} is ready**: {int(n_way)} Pokémon the models have never seen "
+            f"({', '.join(names)}), {int(n_shot)} pictures each to learn from, {len(query_paths)} test pictures. "
+            "Press **Run**.")
+    return (*names_out, *galleries, *[[] for _ in range(MAX_WAY)], query_paths,
+            "\n\n".join([text] + [f"Note: {n}" for n in notes]))
+
+
+def example_task():
+    """The ready task of a first visit: seeded, from the gallery."""
+    return random_task(0, 5, 5, 5)
 
 
 def add_species(species: str, current, name: str, n_shot: int):
@@ -145,103 +159,125 @@ def add_query_species(species: str, current, *support_galleries, n: int = 3):
     return _paths(current) + [str(GALLERY.path(i.file)) for i in items], gr.update(value=None)
 
 
-def draw_maps(result: TaskResult | None, method: str, parameter: float, seed: int, thumbnails: bool,
-              step: int = -1):
-    """Teacher | student maps of one task; `step` picks a snapshot of the student during fine-tuning."""
+def thresholds(use_none: bool) -> dict:
+    """Each model's "none of these" threshold (chosen on the val species), or none at all."""
+    if not use_none or MODELS is None:
+        return {}
+    teacher = MODELS.teacher_card.get("none_threshold", {}).get("threshold")
+    student = MODELS.student_card.get("none_threshold", {}).get("threshold")
+    return {"teacher": teacher, "teacher+fine-tune": teacher, "student": student, "student+fine-tune": student}
+
+
+def draw_maps(result: TaskResult | None, method: str, parameter: float, seed: int, thumbnails: bool):
+    """Teacher | student maps of one task (the student's with its fine-tuning slider)."""
     if result is None:
         return None, None
     try:
         projection.check_parameters(method, float(parameter), int(seed))
     except ValueError as error:
         raise gr.Error(str(error)) from None
-    figures = []
-    for key in ("teacher", "student+fine-tune" if "student+fine-tune" in result.embeddings else "student"):
-        embeddings = None
-        if key != "teacher" and result.snapshots:
-            embeddings = result.snapshots[min(int(step), len(result.snapshots) - 1)] if step >= 0 else None
-        points = map_points(result, key, embeddings)
-        coords = projection.project(points["embeddings"], method, parameter, int(seed))
-        title = key if embeddings is None else f"student, fine-tuning snapshot {int(step)}"
-        figures.append(viz.embedding_figure(coords, points["labels"], points["role"], result.class_names,
-                                            points["hover"], points["mistakes"], title,
-                                            points["thumbnails"] if thumbnails else None))
-    return figures[0], figures[1]
+    return task_maps(result, method, float(parameter), int(seed), bool(thumbnails), base_mean(MODELS.student_card))
 
 
-def results_html(result: TaskResult) -> str:
-    models = [k for k in ("teacher", "student", "student+fine-tune", "teacher+fine-tune") if k in result.probabilities]
-    n_support = len(result.support_labels)
-    rows = []
-    for i, picture in enumerate(result.pictures[n_support:]):
-        name, truth = html.escape(picture.name), html.escape(picture.truth or "?")
-        cells = [f"<td><img src='{viz.png_data_uri(picture.image, 56)}' alt='{name}'/><br>"
-                 f"<small>{name} ({html.escape(picture.source)})</small></td><td>{truth}</td>"]
-        for key in models:
-            probabilities = result.probabilities[key][i]
-            k = int(probabilities.argmax())
-            wrong = picture.truth is not None and picture.truth in result.class_names and \
-                result.class_names[k] != picture.truth
-            cells.append(f"<td class='{'mistake' if wrong else 'ok'}'>{'❌ ' if wrong else ''}"
-                         f"{html.escape(result.class_names[k])}"
-                         f"<div class='bar'><span style='width:{100 * probabilities[k]:.0f}%'></span></div>"
-                         f"{probabilities[k]:.0%}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "".join(f"<th>{k}</th>" for k in models)
-    accuracy = "".join(f"<th>{'' if result.accuracy(k) is None else f'{result.accuracy(k):.0%}'}</th>" for k in models)
-    return (f"<table class='predictions'><tr><th>query</th><th>true</th>{head}</tr>{''.join(rows)}"
-            f"<tr><th colspan=2>accuracy</th>{accuracy}</tr></table>")
+def _slots(n_way: int, names, galleries, tests) -> list[Slot]:
+    return [Slot(names[k] or "", [(p, *_truth(p)) for p in _paths(galleries[k])],
+                 [(p, *_truth(p)) for p in _paths(tests[k])]) for k in range(n_way)]
 
 
-def run(n_way, n_shot, steps, tune_teacher, photo_queries, task_seed, request: gr.Request,
+def run(n_way, steps, tune_teacher, photo_queries, task_seed, use_none, request: gr.Request,
         progress=gr.Progress(), *values):  # noqa: B026 - Gradio injects request and progress by position
     """Queued, in phases (a generator: Gradio shows each yield, and stops it if the visitor leaves): check the
     request's limits and read the pictures; both models' answers; the fine-tuned student's; the maps."""
-    names, galleries = values[:MAX_WAY], values[MAX_WAY:2 * MAX_WAY]
-    queries, method, parameter, seed, thumbnails = values[2 * MAX_WAY:]
+    names, galleries, tests = values[:MAX_WAY], values[MAX_WAY:2 * MAX_WAY], values[2 * MAX_WAY:3 * MAX_WAY]
+    queries, method, parameter, seed, thumbnails = values[3 * MAX_WAY:]
     if MODELS is None:
         raise gr.Error(MODELS_PROBLEM)
-    session, n_way, n_shot = request.session_hash, int(n_way), int(n_shot)
-    SESSIONS.add_files(session, [p for g in galleries for p in _paths(g)] + _paths(queries))
+    session, n_way, limits = request.session_hash, int(n_way), thresholds(use_none)
+    SESSIONS.add_files(session, [p for g in (*galleries, *tests) for p in _paths(g)] + _paths(queries))
     cancel_flag = SESSIONS.cancel_flag(session)
     if cancel_flag.is_set():
-        yield "", "Cancelled before it started.", None, None, None, gr.update()
+        yield "", "Cancelled before it started.", None, None, None, ""
         return
     started = time.perf_counter()
     try:
-        check_request([_paths(galleries[k]) for k in range(n_way)], _paths(queries), int(steps))
+        check_request([_paths(galleries[k]) for k in range(n_way)],
+                      _paths(queries) + [p for k in range(n_way) for p in _paths(tests[k])], int(steps))
         projection.check_parameters(method, float(parameter), int(seed))
         if not 0 <= int(task_seed or 0) <= projection.MAX_SEED:
             raise ValueError(f"the task seed must be between 0 and {projection.MAX_SEED}, got {task_seed}")
+        plan = plan_task(_slots(n_way, names, galleries, tests), [(p, *_truth(p)) for p in _paths(queries)])
     except ValueError as error:
         raise gr.Error(str(error)) from None
-    supports, query_pictures, problems = _read_task([[(p, *_truth(p)) for p in _paths(galleries[k])]
-                                                     for k in range(n_way)],
-                                                    [(p, *_truth(p)) for p in _paths(queries)])
+    supports, query_pictures, problems = _read_task(plan.supports, plan.queries)
     if photo_queries:  # gallery queries as phone photos (uploads stay as they are)
         query_pictures = photo_like(query_pictures, [_alpha(q.path) for q in query_pictures], int(task_seed or 0))
     report = lambda f, text: progress(f, desc=text)
-    skipped = [f"⚠️ Skipped: {html.escape(p)}" for p in problems]
+    notes = [f"Note: {html.escape(n)}" for n in plan.notes] + [f"Skipped: {html.escape(p)}" for p in problems]
     try:
-        result = first_answer(MODELS, list(names[:n_way]), supports, query_pictures, n_shot, report)
+        result = first_answer(MODELS, plan.class_names, supports, query_pictures, report)
     except ValueError as error:
         raise gr.Error(html.escape(" ".join([str(error)] + [f"(Skipped: {p})" for p in problems]))) from None
     coming = "the fine-tuned student and the maps" if int(steps) else "the maps"
-    yield (results_html(result), "\n\n".join([f"Teacher and student answered in {time.perf_counter() - started:.1f} "
-                                               f"s; {coming} are coming."] + skipped),
-           None, None, result, gr.update())
+    yield (report_html.predictions_grid(result, limits),
+           "\n\n".join([f"Teacher and student answered in {time.perf_counter() - started:.1f} s; {coming} are "
+                         "coming."] + notes), None, None, result, report_html.details_html(result, limits))
     if int(steps):
         result = refine(MODELS, result, int(steps), bool(tune_teacher), cancel_flag, report)
-        yield (results_html(result), "\n\n".join([f"Fine-tuned in {result.fine_tune_seconds:.1f} s; the maps are "
-                                                   "coming."] + skipped), None, None, result, gr.update())
+        yield (report_html.predictions_grid(result, limits),
+               "\n\n".join([f"Fine-tuned in {result.fine_tune_seconds:.1f} s; the maps are coming."] + notes),
+               None, None, result, report_html.details_html(result, limits))
+    progress(0.9, desc="drawing the maps")
     teacher_map, student_map = draw_maps(result, method, parameter, seed, thumbnails)
-    notes = [f"Done in {time.perf_counter() - started:.1f} s (student fine-tuning {result.fine_tune_seconds:.1f} s)."]
+    done = [f"Done in {time.perf_counter() - started:.1f} s (student fine-tuning {result.fine_tune_seconds:.1f} s)."]
     if result.cancelled:
-        notes.append("**Fine-tuning was cancelled**: the student column shows the model as it was when stopped.")
+        done.append("**Fine-tuning was cancelled**: the student column shows the model as it was when stopped.")
     if result.timed_out:
-        notes.append(f"Fine-tuning stopped at its time limit ({MAX_FINE_TUNE_SECONDS:.0f} s), before all its steps.")
-    snapshots = max(0, len(result.snapshots) - 1)
-    yield (results_html(result), "\n\n".join(notes + skipped), teacher_map, student_map, result,
-           gr.update(maximum=max(1, snapshots), value=snapshots, interactive=snapshots > 0))
+        done.append(f"Fine-tuning stopped at its time limit ({MAX_FINE_TUNE_SECONDS:.0f} s), before all its steps.")
+    yield (report_html.predictions_grid(result, limits), "\n\n".join(done + notes), teacher_map, student_map, result,
+           report_html.details_html(result, limits))
+
+
+def rescore(result: TaskResult | None, use_none: bool):
+    """The "none of these" switch changed: the same answers, re-read with or without the thresholds."""
+    if result is None:
+        return gr.update(), gr.update()
+    limits = thresholds(use_none)
+    return report_html.predictions_grid(result, limits), report_html.details_html(result, limits)
+
+
+def download_results(result: TaskResult | None, use_none: bool):
+    """The answers as CSV, in a fresh folder of Gradio's temp dir (its delete_cache ages it out)."""
+    if result is None:
+        raise gr.Error("Run a task first: there are no answers to download yet.")
+    path = Path(tempfile.mkdtemp(dir=os.environ["GRADIO_TEMP_DIR"])) / "pokedemo-answers.csv"
+    path.write_text(report_html.results_csv(result, thresholds(use_none)), encoding="utf-8")
+    return [str(path)]
+
+
+def download_model(result: TaskResult | None):
+    """The visitor's fine-tuned student: .safetensors + card (class names and prototypes inside)."""
+    if result is None:
+        raise gr.Error("Run a task first: there is no fine-tuned student yet.")
+    try:
+        return [str(p) for p in export_tuned_student(MODELS, result, Path(tempfile.mkdtemp(
+            dir=os.environ["GRADIO_TEMP_DIR"])))]
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
+
+
+def classify_webcam(frame, result: TaskResult | None, use_none: bool) -> str:
+    """One webcam frame against the visitor's task, with their fine-tuned student."""
+    if frame is None:
+        return ""
+    if result is None:
+        return "Run a task first: the webcam answers with the student you fine-tuned on your task."
+    key, probabilities, similarity = classify_picture(MODELS, result, to_model_image(Image.fromarray(frame),
+                                                                                       MODELS.image_size))
+    limit = thresholds(use_none).get(key)
+    order = np.argsort(-probabilities)[:3]
+    top = ", ".join(f"{html.escape(result.class_names[k])} {probabilities[k]:.0%}" for k in order)
+    answer = report_html.NONE_TEXT if limit is not None and similarity < limit else result.class_names[order[0]]
+    return f"<p class='webcam-answer'><b>{html.escape(answer)}</b></p><p>top 3: {top}</p>"
 
 
 def _read_task(support_groups: list[list[tuple]], query_items: list[tuple]):
@@ -278,9 +314,8 @@ def classify_api(support_files, support_labels: str, query_files, steps: float =
                                                   for name in classes], [(p, None, "upload") for p in query_paths])
     finally:
         SESSIONS.end(call)
-    n_shot = min([MAX_SHOT] + [len(s) for s in supports])
     try:
-        result = run_task(MODELS, classes, supports, queries, max(1, n_shot), int(steps), snapshot_every=0)
+        result = run_task(MODELS, classes, supports, queries, int(steps), snapshot_every=0)
     except ValueError as error:
         raise gr.Error(html.escape(" ".join([str(error)] + problems))) from None
     drawn = {}
@@ -345,63 +380,92 @@ def measure_here():
     return "\n".join(lines)
 
 
-CSS = """
-.predictions td, .predictions th {padding: 4px 8px; text-align: center}
-.predictions .mistake {background: #fde2e2}
-.bar {background: #eee; width: 90px; height: 6px; margin: 2px auto}
-.bar span {display: block; height: 6px; background: #3b82f6}
-"""
+CSS = (ASSETS_DIR / "page.css").read_text(encoding="utf-8")
+HEAD = f"<script>{(ASSETS_DIR / 'page.js').read_text(encoding='utf-8')}</script>"
+LAUNCH = dict(allowed_paths=[str(GALLERY_DIR)], css=CSS, head=HEAD, max_file_size="10mb", show_error=True)
+HOW_IT_WORKS = REPO_ROOT / "docs" / "how-it-works.md"
 
 with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete_cache=(3600, 3600)) as demo:
-    gr.Markdown("# pokedemo: a 100x smaller student learns new Pokémon from a few pictures\n"
-                "Build a task of Pokémon the models have **never seen** (Gen I), then compare the big teacher "
-                "(ResNet18, 11M parameters) with the tiny student (<100k parameters) before and after the "
-                f"student is fine-tuned on your pictures. Uploads: {LIMITS_TEXT}.")
+    gr.Markdown("## pokedemo: can a model 100x smaller learn new Pokémon from 5 pictures?\n"
+                "A big **teacher** (11 million numbers) and a tiny **student** (93 thousand) meet Pokémon they "
+                "have never seen. Press **Run**, then compare their maps and answers.", elem_id="intro")
     if MODELS_PROBLEM:
-        gr.Markdown(f"⚠️ {MODELS_PROBLEM}")
+        gr.Markdown(f"**Problem:** {MODELS_PROBLEM}")
     result_state = gr.State(None)
     with gr.Tab("Few-shot task"):
-        with gr.Row():
-            n_way = gr.Slider(2, MAX_WAY, value=5, step=1, label="classes (ways)")
-            n_shot = gr.Slider(1, 10, value=5, step=1, label="support images per class (shots)")
-            n_query = gr.Slider(1, 10, value=5, step=1, label="random task: queries per class")
-            seed = gr.Number(value=0, precision=0, label="random task seed")
-            random_button = gr.Button("🎲 Random task", elem_id="random-task")
-        slot_columns, slot_names, slot_galleries, slot_pickers = [], [], [], []
-        with gr.Row():
-            for k in range(MAX_WAY):
-                with gr.Column(visible=k < 5, min_width=160) as column:
-                    slot_names.append(gr.Textbox(label=f"class {k + 1} name", elem_id=f"class-name-{k}"))
-                    slot_galleries.append(gr.Gallery(label=f"class {k + 1} support images", type="filepath",
-                                                     interactive=True, columns=3, height=180,
+        with gr.Row(equal_height=True, elem_id="controls"):
+            run_button = gr.Button("Run", variant="primary", elem_id="run", min_width=90, scale=0)
+            cancel_button = gr.Button("Cancel", elem_id="cancel", min_width=90, scale=0)
+            random_button = gr.Button("New random task", elem_id="random-task", min_width=150, scale=0)
+            seed = gr.Number(value=0, precision=0, label="task number", min_width=100, scale=0, elem_id="task-seed")
+            steps = gr.Slider(0, MAX_STEPS, value=5, step=5, label="student fine-tuning steps", elem_id="steps",
+                              min_width=200)
+            with gr.Column(min_width=220, scale=1):
+                photo_queries = gr.Checkbox(label="test pictures as phone photos", elem_id="photo-queries")
+                use_none = gr.Checkbox(label='answer "none of these" when far from every class', elem_id="use-none")
+        status = gr.Markdown("Loading the example task...", elem_id="status")
+        with gr.Row(elem_id="results"):
+            with gr.Column(scale=3, min_width=340):
+                with gr.Row():
+                    teacher_plot = gr.Plot(label="teacher", show_label=False, elem_id="teacher-plot", min_width=300)
+                    student_plot = gr.Plot(label="student", show_label=False, elem_id="student-plot", min_width=300)
+                gr.HTML(report_html.LEGEND_HTML, elem_id="legend")
+            with gr.Column(scale=2, min_width=300):
+                predictions = gr.HTML("<p class='accuracy'>The answers appear here after Run.</p>",
+                                      elem_id="predictions")
+        with gr.Accordion("Details: every answer with its top 3, per-class accuracy, confusion matrices, downloads",
+                          open=False, elem_id="details-box"):
+            details = gr.HTML(elem_id="details")
+            with gr.Row():
+                csv_button = gr.Button("Download the answers (CSV)", elem_id="download-csv")
+                model_button = gr.Button("Download your fine-tuned student (.safetensors + card)",
+                                         elem_id="download-model")
+            downloads = gr.File(label="downloads", file_count="multiple", interactive=False, elem_id="downloads")
+        with gr.Accordion("Your task: classes and pictures", open=True, elem_id="task-box"):
+            with gr.Row():
+                n_way = gr.Slider(2, MAX_WAY, value=5, step=1, label="class slots", min_width=160)
+                n_shot = gr.Slider(1, MAX_SHOT, value=5, step=1, label="pictures to add per class (gallery, random)",
+                                   min_width=160)
+                n_query = gr.Slider(1, 10, value=5, step=1, label="random task: test pictures per class",
+                                    min_width=160)
+            gr.Markdown(f"{SHOT_RULE} Uploads: {LIMITS_TEXT}.", elem_id="shot-rule")
+            slot_columns, slot_names, slot_galleries, slot_pickers, slot_tests = [], [], [], [], []
+            with gr.Row():
+                for k in range(MAX_WAY):
+                    with gr.Column(visible=k < 5, min_width=170) as column:
+                        slot_names.append(gr.Textbox(label=f"class {k + 1} name", elem_id=f"class-name-{k}"))
+                        slot_galleries.append(gr.Gallery(label=f"class {k + 1}: pictures to learn from",
+                                                         type="filepath", interactive=True, columns=3, height=150,
+                                                         sources=["upload", "webcam", "clipboard"],
+                                                         elem_id=f"support-{k}"))
+                        slot_pickers.append(gr.Dropdown(GALLERY.species_names, label="add from the gallery",
+                                                        value=None, elem_id=f"picker-{k}"))
+                        slot_tests.append(gr.Gallery(label=f"class {k + 1}: your test pictures (optional)",
+                                                     type="filepath", interactive=True, columns=3, height=110,
                                                      sources=["upload", "webcam", "clipboard"],
-                                                     elem_id=f"support-{k}"))
-                    slot_pickers.append(gr.Dropdown(GALLERY.species_names, label="add from gallery", value=None))
-                slot_columns.append(column)
-        with gr.Row():
-            queries = gr.Gallery(label="query images (to classify)", type="filepath", interactive=True, columns=10,
-                                 height=180, sources=["upload", "webcam", "clipboard"], elem_id="queries")
-            with gr.Column(scale=0, min_width=200):
-                query_picker = gr.Dropdown(GALLERY.species_names, label="add queries from gallery", value=None)
-                steps = gr.Slider(0, 100, value=5, step=5, label="student fine-tuning steps", elem_id="steps")
-                tune_teacher = gr.Checkbox(label="fine-tune the teacher too (slower)")
-                photo_queries = gr.Checkbox(label="photo-like queries: show gallery queries as phone photos",
-                                            elem_id="photo-queries")
-        with gr.Row():
-            run_button = gr.Button("▶ Run", variant="primary", elem_id="run")
-            cancel_button = gr.Button("✋ Cancel", elem_id="cancel")
-        status = gr.Markdown(elem_id="status")
-        predictions = gr.HTML(elem_id="predictions")
-        with gr.Row():
-            method = gr.Radio(list(projection.METHODS), value="t-SNE", label="map", elem_id="method")
-            parameter = gr.Slider(2, 30, value=10, step=1, label="perplexity (t-SNE) / neighbours (UMAP)")
-            map_seed = gr.Number(value=0, precision=0, label="map seed")
-            thumbnails = gr.Checkbox(label="draw the pictures")
-            snapshot = gr.Slider(0, 1, value=1, step=1, label="student: before → after fine-tuning",
-                                 interactive=False)
-        with gr.Row():
-            teacher_plot = gr.Plot(label="teacher", elem_id="teacher-plot")
-            student_plot = gr.Plot(label="student", elem_id="student-plot")
+                                                     elem_id=f"test-{k}"))
+                    slot_columns.append(column)
+            with gr.Row():
+                queries = gr.Gallery(label="test pictures (any class; gallery ones know their class)",
+                                     type="filepath", interactive=True, columns=10, height=150,
+                                     sources=["upload", "webcam", "clipboard"], elem_id="queries")
+                with gr.Column(scale=0, min_width=200):
+                    query_picker = gr.Dropdown(GALLERY.species_names, label="add test pictures from the gallery",
+                                               value=None)
+                    tune_teacher = gr.Checkbox(label="fine-tune the teacher too (slower)")
+        with gr.Accordion("Map settings", open=False):
+            with gr.Row():
+                method = gr.Radio(list(projection.METHODS), value="t-SNE", label="map", elem_id="method")
+                parameter = gr.Slider(2, 30, value=10, step=1, label="perplexity (t-SNE) / neighbours (UMAP)")
+                map_seed = gr.Number(value=0, precision=0, label="map seed")
+                thumbnails = gr.Checkbox(label="draw the pictures on the maps (no slider)")
+        with gr.Accordion("Webcam: your fine-tuned student, live", open=False, elem_id="webcam-box"):
+            gr.Markdown("After a Run, point a camera at a Pokémon (a card, a toy, a screen). Best with the "
+                        "photo-trained models; a webcam picture is harder than a sprite.")
+            with gr.Row():
+                webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="webcam",
+                                  elem_id="webcam", height=240)
+                webcam_answer = gr.HTML(elem_id="webcam-answer")
     with gr.Tab("Val species map"):
         gr.Markdown("t-SNE of 50 species used only for model selection (never trained on), 8 pictures each: "
                     "how well each model separates species it did not learn. Made by `python -m pokedemo.bench valmap`.")
@@ -416,9 +480,8 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
             latency_plot, pruning_plot = gr.Plot(), gr.Plot()
         measure_button = gr.Button("Measure speed on this host")
         measured = gr.Markdown()
-    with gr.Tab("How it works"):
-        gr.Markdown((REPO_ROOT / "docs" / "how-it-works.md").read_text(encoding="utf-8")
-                    if (REPO_ROOT / "docs" / "how-it-works.md").exists() else "")
+    with gr.Tab("How it works", elem_id="how-tab"):
+        gr.Markdown(HOW_IT_WORKS.read_text(encoding="utf-8") if HOW_IT_WORKS.exists() else "", elem_id="how")
     with gr.Row(visible=False):  # the API: support images + their class names + queries -> JSON
         api_support = gr.File(file_count="multiple")
         api_labels = gr.Textbox()
@@ -428,10 +491,10 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
         api_out = gr.JSON()
         api_button = gr.Button()
 
+    task_outputs = [*slot_names, *slot_galleries, *slot_tests, queries, status]
     n_way.change(set_ways, n_way, slot_columns, api_visibility="private")
-    random_button.click(random_task, [seed, n_way, n_shot, n_query], [*slot_names, *slot_galleries, queries, status],
-                        api_visibility="private")
-    for component in (*slot_galleries, queries):
+    random_button.click(random_task, [seed, n_way, n_shot, n_query], task_outputs, api_visibility="private")
+    for component in (*slot_galleries, *slot_tests, queries):
         component.upload(register_uploads, component, None, queue=False, api_visibility="private")
     for k in range(MAX_WAY):
         slot_pickers[k].change(add_species, [slot_pickers[k], slot_galleries[k], slot_names[k], n_shot],
@@ -441,18 +504,24 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
     # every CPU-heavy handler shares one limit ("task"): runs, map redraws, API calls, speed measurements
     heavy = {"concurrency_limit": 2, "concurrency_id": "task", "api_visibility": "private"}
     run_button.click(arm, None, None, queue=False, api_visibility="private").then(
-        run, [n_way, n_shot, steps, tune_teacher, photo_queries, seed, *slot_names, *slot_galleries, queries, method,
-              parameter, map_seed, thumbnails],
-        [predictions, status, teacher_plot, student_plot, result_state, snapshot], **heavy)
+        run, [n_way, steps, tune_teacher, photo_queries, seed, use_none, *slot_names, *slot_galleries, *slot_tests,
+              queries, method, parameter, map_seed, thumbnails],
+        [predictions, status, teacher_plot, student_plot, result_state, details], show_progress_on=[status], **heavy)
     cancel_button.click(cancel, None, None, queue=False, api_visibility="private")
-    redraw_inputs = [result_state, method, parameter, map_seed, thumbnails, snapshot]
+    use_none.change(rescore, [result_state, use_none], [predictions, details], api_visibility="private")
+    redraw_inputs = [result_state, method, parameter, map_seed, thumbnails]
     for control in (method, parameter, map_seed, thumbnails):
-        control.change(draw_maps, redraw_inputs, [teacher_plot, student_plot], **heavy)
-    snapshot.release(draw_maps, redraw_inputs, [teacher_plot, student_plot], **heavy)
-    api_button.click(classify_api, [api_support, api_labels, api_queries, api_steps, api_maps], api_out, api_name="classify",
-                     concurrency_limit=2, concurrency_id="task")
+        control.change(draw_maps, redraw_inputs, [teacher_plot, student_plot], show_progress_on=[status], **heavy)
+    csv_button.click(download_results, [result_state, use_none], downloads, api_visibility="private")
+    model_button.click(download_model, result_state, downloads, api_visibility="private")
+    webcam.stream(classify_webcam, [webcam, result_state, use_none], webcam_answer, stream_every=0.5,
+                  time_limit=120, concurrency_limit=2, concurrency_id="webcam", api_visibility="private",
+                  show_progress="hidden")
+    api_button.click(classify_api, [api_support, api_labels, api_queries, api_steps, api_maps], api_out,
+                     api_name="classify", concurrency_limit=2, concurrency_id="task")
     measure_button.click(measure_here, None, measured, **heavy)
     demo.unload(end_session)
+    demo.load(example_task, None, task_outputs, api_visibility="private")
     demo.load(val_maps, None, [val_teacher_plot, val_student_plot], api_visibility="private")
     demo.load(compression_figures, None, [accuracy_plot, parameters_plot, latency_plot, pruning_plot],
               api_visibility="private")
@@ -462,4 +531,4 @@ threading.Thread(target=sweep_uploads_forever, daemon=True).start()
 
 if __name__ == "__main__":
     threading.Thread(target=warm_up, daemon=True).start()
-    demo.launch(allowed_paths=[str(GALLERY_DIR)], css=CSS, max_file_size="10mb", show_error=True)
+    demo.launch(**LAUNCH)

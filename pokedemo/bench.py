@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import base_mean, load_checkpoint, record_scores
-from .config import CHECKPOINT_DIR
-from .data.dataset import SpriteDataset, split_species
-from .fewshot import mean_ci95
+from .checkpoint import base_mean, load_checkpoint, record_card, record_scores
+from .config import CHECKPOINT_DIR, EpisodeConfig
+from .data.dataset import EpisodeSampler, SpriteDataset, split_species
+from .fewshot import centre, compute_prototypes, mean_ci95
 from .models import build_model, embed_array
 from .tracks import TRACKS, TrackImages, track_accuracies
 
@@ -87,6 +87,32 @@ def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, ch
                          "accuracy": accuracy, "ci95": ci95, "seconds": round(time.perf_counter() - started, 2)})
             started = time.perf_counter()
     return rows
+
+
+def none_threshold(name: str, keep: float = 0.95, episodes: int = 300, seed: int = 0, split: str = "val",
+                   n_shot: int = 5, threshold: float | None = None) -> dict:
+    """The "none of these" threshold of a model, chosen on the val species: in 5-way episodes, the cosine
+    similarity of each query to its nearest prototype, for queries of the episode's classes (known) and of
+    other species (unknown); the threshold keeps `keep` of the known queries. Returns the threshold with
+    the share of unknown queries it turns away (on `split`). threshold: measure this one instead of choosing."""
+    dataset = SpriteDataset.load().subset(split_species()[split])
+    embed, mean, _ = model_embedder(name)
+    embeddings = centre(embed(dataset.images), mean)
+    sampler = EpisodeSampler(dataset.species, dataset.source, EpisodeConfig(5, n_shot, 15, episodes, seed))
+    rng = np.random.default_rng(seed)
+    labels = torch.arange(5).repeat_interleave(n_shot)
+    known, unknown = [], []
+    for support, query, _ in sampler:
+        prototypes = compute_prototypes(embeddings[support], labels)
+        inside = np.isin(dataset.species, dataset.species[support])
+        others = rng.choice(np.flatnonzero(~inside), len(query), replace=False)
+        known.append((embeddings[query] @ prototypes.T).max(dim=1).values)
+        unknown.append((embeddings[others] @ prototypes.T).max(dim=1).values)
+    known, unknown = torch.cat(known).numpy(), torch.cat(unknown).numpy()
+    threshold = float(np.quantile(known, 1 - keep)) if threshold is None else threshold
+    return {"model": name, "split": split, "episodes": episodes, "n_shot": n_shot, "keep": keep,
+            "threshold": round(threshold, 4), "known_kept": float((known >= threshold).mean()),
+            "unknown_turned_away": float((unknown < threshold).mean())}
 
 
 def val_map(out: Path, per_species: int = 8, seed: int = 0) -> Path:
@@ -174,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     curve.add_argument("--steps", type=int, nargs="+", default=[0, 5, 10, 20, 40])
     curve.add_argument("--threads", type=int, default=2)
     curve.add_argument("--out", type=Path, default=Path("docs/finetune-curve.json"))
+    none = commands.add_parser("none-threshold", help='"none of these" thresholds, chosen on the val species')
+    none.add_argument("--model", action="append", choices=("teacher", "student"), help="repeatable; default: both")
+    none.add_argument("--keep", type=float, default=0.95, help="share of known queries the threshold keeps")
+    none.add_argument("--episodes", type=int, default=300)
+    none.add_argument("--threads", type=int, default=2)
+    none.add_argument("--record", action="store_true", help="store the threshold in each card (`none_threshold`)")
     scoreboard = commands.add_parser("all", help="the compression scoreboard: docs/benchmarks.md and .json")
     scoreboard.add_argument("--episodes", type=int, default=600)
     scoreboard.add_argument("--fine-tune-episodes", type=int, default=100)
@@ -198,6 +230,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps(rows, indent=1))
+        elif args.command == "none-threshold":
+            for name in args.model or ("teacher", "student"):
+                row = none_threshold(name, args.keep, args.episodes)
+                check = none_threshold(name, args.keep, args.episodes, split="novel", threshold=row["threshold"])
+                row["novel"] = {k: check[k] for k in ("known_kept", "unknown_turned_away")}
+                print(json.dumps(row))
+                if args.record:
+                    record_card(CHECKPOINT_DIR / f"{name}.safetensors", {"none_threshold": row},
+                                "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv))
         elif args.command == "render-grid":
             render_grid(args.out)
         elif args.command == "valmap":

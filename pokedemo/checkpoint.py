@@ -46,6 +46,14 @@ def record_scores(path: Path, scores: dict, command: str) -> None:
     card_path(path).write_text(json.dumps(card, indent=1))
 
 
+def record_card(path: Path, fields: dict, command: str) -> None:
+    """Merge top-level fields into a card, noting the command that made each."""
+    card = read_card(path)
+    card.update(fields)
+    card.setdefault("commands", {}).update({key: command for key in fields})
+    card_path(path).write_text(json.dumps(card, indent=1))
+
+
 def load_checkpoint(path: Path | str, device: str = "cpu") -> tuple[Embedder, dict]:
     """Build the model its card describes and load its weights, as float32, in eval mode.
 

@@ -124,8 +124,9 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def to_tensor(images: np.ndarray) -> Tensor:
-    """(N, S, S, 3) uint8 -> (N, 3, S, S) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    """(N, S, S, 3) uint8 -> (N, 3, S, S) float in [0, 1]. A read-only array (a decoded picture) is copied."""
+    images = np.ascontiguousarray(images)
+    return torch.from_numpy(images if images.flags.writeable else images.copy()).permute(0, 3, 1, 2).float().div_(255)
 
 
 @torch.inference_mode()

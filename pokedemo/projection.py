@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import orthogonal_procrustes
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
@@ -21,8 +22,10 @@ def check_parameters(method: str, parameter: float, seed: int) -> None:
         raise ValueError(f"the map seed must be between 0 and {MAX_SEED}, got {seed}")
 
 
-def project(embeddings: np.ndarray, method: str = "t-SNE", parameter: float | None = None, seed: int = 0) -> np.ndarray:
-    """embeddings: (N, D) -> (N, 2). parameter: t-SNE perplexity or UMAP n_neighbors (clipped to what N allows)."""
+def project(embeddings: np.ndarray, method: str = "t-SNE", parameter: float | None = None, seed: int = 0,
+            init: np.ndarray | None = None) -> np.ndarray:
+    """embeddings: (N, D) -> (N, 2). parameter: t-SNE perplexity or UMAP n_neighbors (clipped to what N allows).
+    init: (N, 2) starting positions (t-SNE and UMAP; PCA has none), e.g. another model's map of the same points."""
     embeddings = np.asarray(embeddings, dtype=np.float32)
     n = len(embeddings)
     if n < 3:
@@ -31,15 +34,41 @@ def project(embeddings: np.ndarray, method: str = "t-SNE", parameter: float | No
         return PCA(n_components=2, random_state=seed).fit_transform(embeddings)
     if method == "t-SNE":
         perplexity = float(np.clip(parameter or 10, 2, max(2, (n - 1) / 3)))
-        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+        start = "pca"
+        if init is not None:  # scaled as sklearn scales its PCA start (first axis std 1e-4)
+            start = (init - init.mean(axis=0)) / (init[:, 0].std() or 1.0) * 1e-4
+        return TSNE(n_components=2, perplexity=perplexity, init=start, random_state=seed,
                     metric="cosine", max_iter=500).fit_transform(embeddings)
     if method == "UMAP":
         import umap  # imported here: numba compilation is slow and the app warms it up in the background
 
         neighbours = int(np.clip(parameter or 10, 2, n - 1))
+        start = init if init is not None else ("random" if n < 20 else "spectral")
         return umap.UMAP(n_neighbors=neighbours, n_components=2, metric="cosine", random_state=seed,
-                         init="random" if n < 20 else "spectral", n_jobs=1).fit_transform(embeddings)
+                         init=start, n_jobs=1).fit_transform(embeddings)
     raise ValueError(f"unknown projection '{method}'; choose from {', '.join(METHODS)}")
+
+
+def align(coords: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`coords` turned, mirrored, scaled and moved to lie as close as they can to `reference` (orthogonal
+    Procrustes; the same points in both, (N, 2)). The shape of the map is unchanged."""
+    a, b = coords - coords.mean(axis=0), reference - reference.mean(axis=0)
+    rotation, singular_sum = orthogonal_procrustes(a, b)
+    return a @ rotation * (singular_sum / max(float((a ** 2).sum()), 1e-12)) + reference.mean(axis=0)
+
+
+def project_aligned(series: list[np.ndarray], method: str = "t-SNE", parameter: float | None = None,
+                    seed: int = 0, reference: np.ndarray | None = None) -> list[np.ndarray]:
+    """Maps of the same points seen by several embeddings (a student's snapshots during fine-tuning), each
+    started from the previous map (the first from `reference`, e.g. the teacher's map) and aligned to it:
+    from one map to the next the points move only as much as their embeddings do."""
+    maps, previous = [], reference
+    for embeddings in series:
+        coords = project(embeddings, method, parameter, seed, init=previous)
+        coords = align(coords, previous) if previous is not None else coords
+        maps.append(coords)
+        previous = coords
+    return maps
 
 
 def warm_up() -> None:

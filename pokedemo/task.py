@@ -12,17 +12,20 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoint import base_mean
-from .fewshot import FineTuneConfig, classify, fine_tune, reindex_labels
+from .checkpoint import base_mean, save_checkpoint
+from .fewshot import FineTuneConfig, centre, classify, compute_prototypes, fine_tune, reindex_labels
 from .images import load_image, to_model_image
 from .models import Embedder, to_tensor
 from .tracks import render_pictures
 
 MAX_WAY, MAX_SHOT, MAX_QUERY = 10, 10, 50
 MAX_STEPS = 100                       # fine-tuning steps a visitor may ask for
-MAX_SUPPORT_FILES = 20                # pictures in one class slot (the first n_shot are used)
+MAX_SUPPORT_FILES = 20                # pictures in one class slot (the first MAX_SHOT are used)
 MAX_CALL_BYTES = 100 * 1024 * 1024    # their bytes together, counted before decoding
 MAX_FINE_TUNE_SECONDS = 20.0          # a fine-tuning run stops here whatever the steps
+NONE = -1                             # the answer "none of these"
+MODEL_LABELS = {"teacher": "teacher", "student": "student", "student+fine-tune": "fine-tuned student",
+                "teacher+fine-tune": "fine-tuned teacher"}
 
 
 def check_request(support_paths: list[list[str]], query_paths: list[str], steps: int) -> None:
@@ -68,18 +71,82 @@ class Picture:
     truth: str | None = None   # the species, when known (gallery pictures)
     source: str = "upload"
     path: str = ""             # where it was read from
+    label: int | None = None   # a query's true class in the task (index into its class names), when known
 
 
-def read_pictures(files: list[tuple[str, str | None, str]], image_size: int) -> tuple[list[Picture], list[str]]:
-    """files: (path, truth or None, source). Returns (pictures, problems): a bad file is a message, not an error."""
+def read_pictures(files: list[tuple], image_size: int) -> tuple[list[Picture], list[str]]:
+    """files: (path, truth or None, source[, label]). Returns (pictures, problems): a bad file is a message,
+    not an error."""
     pictures, problems = [], []
-    for path, truth, source in files:
+    for path, truth, source, *label in files:
         try:
             pictures.append(Picture(to_model_image(load_image(path), image_size), Path(path).name, truth, source,
-                                    str(path)))
+                                    str(path), label[0] if label else None))
         except ValueError as error:
             problems.append(str(error))
     return pictures, problems
+
+
+@dataclass
+class Slot:
+    """One class slot of the page: its name and pictures as (path, species or None, source) items."""
+
+    name: str
+    supports: list[tuple[str, str | None, str]]
+    tests: list[tuple[str, str | None, str]] = field(default_factory=list)  # the visitor's own test pictures
+
+
+@dataclass
+class TaskPlan:
+    """What a task will run, decided from the slots before any picture is decoded."""
+
+    class_names: list[str]
+    supports: list[list[tuple[str, str | None, str]]]   # per class, at most MAX_SHOT
+    queries: list[tuple[str, str | None, str, int | None]]  # (path, species, source, true class or None)
+    notes: list[str]
+
+
+SHOT_RULE = (f"Each class uses all its pictures, up to {MAX_SHOT}; classes may hold different numbers. "
+             "Slots without pictures are left out.")
+
+
+def plan_task(slots: list[Slot], queries: list[tuple[str, str | None, str]]) -> TaskPlan:
+    """The classes of a task from the page's slots, in classroom rules rather than errors: slots without
+    pictures are left out, a slot without a name is named after its gallery species (or "class k"), each
+    class uses up to MAX_SHOT of its pictures. A query's truth is a class, not a name: a slot's own test
+    pictures belong to it, and a gallery query belongs to the one class whose supports show its species
+    (so renaming a class keeps its truth). ValueErrors only for what cannot run (under 2 classes, one
+    name twice)."""
+    notes, kept = [], []
+    for k, slot in enumerate(slots, start=1):
+        name = (slot.name or "").strip()
+        if not slot.supports:
+            if name or slot.tests:
+                notes.append(f"class {k} ('{name}') has no pictures and was left out" if name else
+                             f"class {k} has test pictures but no support pictures and was left out")
+            continue
+        if not name:
+            species = {s for _, s, _ in slot.supports}
+            name = species.pop() if len(species) == 1 and None not in species else f"class {k}"
+        if len(slot.supports) > MAX_SHOT:
+            notes.append(f"class {k} ('{name}') holds {len(slot.supports)} pictures; the first {MAX_SHOT} are used")
+        kept.append((name, slot))
+    if not 2 <= len(kept) <= MAX_WAY:
+        raise ValueError(f"a task needs 2 to {MAX_WAY} classes with pictures; this one has {len(kept)}")
+    names = [name for name, _ in kept]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"two classes are both called '{duplicates[0]}': give each class its own name")
+    owner: dict[str, set[int]] = {}
+    for index, (_, slot) in enumerate(kept):
+        for _, species, _ in slot.supports[:MAX_SHOT]:
+            if species is not None:
+                owner.setdefault(species, set()).add(index)
+    planned = [(path, species, source, next(iter(owner[species])) if len(owner.get(species, ())) == 1 else None)
+               for path, species, source in queries]
+    planned += [(path, species, source, index) for index, (_, slot) in enumerate(kept)
+                for path, species, source in slot.tests]
+    return TaskPlan(names, [list(slot.supports[:MAX_SHOT]) for _, slot in kept], planned, notes)
 
 
 def photo_like(pictures: list[Picture], alphas: list[np.ndarray | None], seed: int) -> list[Picture]:
@@ -93,12 +160,11 @@ def photo_like(pictures: list[Picture], alphas: list[np.ndarray | None], seed: i
                                "test", seed)
     out = list(pictures)
     for k, image in zip(chosen, rendered):
-        out[k] = Picture(image, pictures[k].name, pictures[k].truth, pictures[k].source + ", photo-like",
-                         pictures[k].path)
+        out[k] = replace(pictures[k], image=image, source=pictures[k].source + ", photo-like")
     return out
 
 
-def check_task(class_names: list[str], supports: list[list[Picture]], queries: list[Picture], n_shot: int) -> None:
+def check_task(class_names: list[str], supports: list[list[Picture]], queries: list[Picture]) -> None:
     """ValueErrors in classroom words for a task that cannot run."""
     names = [n.strip() for n in class_names]
     if not 2 <= len(names) <= MAX_WAY:
@@ -108,12 +174,9 @@ def check_task(class_names: list[str], supports: list[list[Picture]], queries: l
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"two classes are both called '{duplicates[0]}': give each class its own name")
-    if not 1 <= n_shot <= MAX_SHOT:
-        raise ValueError(f"shots must be between 1 and {MAX_SHOT}, got {n_shot}")
     for k, (name, pictures) in enumerate(zip(names, supports), start=1):
-        if len(pictures) < n_shot:
-            raise ValueError(f"class {k} ('{name}') has {len(pictures)} usable image(s); a {n_shot}-shot task "
-                             f"needs at least {n_shot}")
+        if not pictures:
+            raise ValueError(f"class {k} ('{name}') has no usable picture")
     if not queries:
         raise ValueError("add at least one query image to classify")
     if len(queries) > MAX_QUERY:
@@ -124,45 +187,62 @@ def check_task(class_names: list[str], supports: list[list[Picture]], queries: l
 class TaskResult:
     class_names: list[str]
     support_labels: np.ndarray                 # (n_support,)
-    query_truth: list[str | None]
+    query_labels: list[int | None]             # each query's true class, when known
     pictures: list[Picture]                    # support then query
     embeddings: dict[str, np.ndarray]          # model -> (n_support + n_query, D)
     probabilities: dict[str, np.ndarray]       # model -> (n_query, n_way)
+    similarities: dict[str, np.ndarray] = field(default_factory=dict)  # model -> (n_query,) cosine to the nearest prototype
     snapshots: list[np.ndarray] = field(default_factory=list)  # student during fine-tuning
     fine_tune_seconds: float = 0.0
     cancelled: bool = False
     timed_out: bool = False                    # fine-tuning stopped at MAX_FINE_TUNE_SECONDS
+    tuned_student: torch.nn.Module | None = None  # the visitor's private fine-tuned copy (download, webcam)
+
+    @property
+    def n_support(self) -> int:
+        return len(self.support_labels)
 
     def predictions(self, model: str) -> list[str]:
         return [self.class_names[k] for k in self.probabilities[model].argmax(axis=1)]
 
-    def accuracy(self, model: str) -> float | None:
-        known = [(p, t) for p, t in zip(self.predictions(model), self.query_truth) if t is not None]
-        if not known or any(t not in self.class_names for _, t in known):
-            return None
-        return float(np.mean([p == t for p, t in known]))
+    def answers(self, model: str, threshold: float | None = None) -> np.ndarray:
+        """(n_query,) the chosen class of each query, or NONE where the nearest prototype's cosine
+        similarity is below `threshold` ("none of these")."""
+        chosen = self.probabilities[model].argmax(axis=1)
+        if threshold is not None and model in self.similarities:
+            chosen = np.where(self.similarities[model] < threshold, NONE, chosen)
+        return chosen
+
+    def accuracy(self, model: str, threshold: float | None = None) -> float | None:
+        """Accuracy over the queries whose true class is known (None when there is none); "none of these"
+        counts as wrong."""
+        known = [(int(p), t) for p, t in zip(self.answers(model, threshold), self.query_labels) if t is not None]
+        return float(np.mean([p == t for p, t in known])) if known else None
 
 
 def _evaluate(result: TaskResult, key: str, model: Embedder, mean: torch.Tensor | None) -> None:
     """Embed the task's pictures with `model`, classify its queries by prototype, store both under `key`."""
     images = to_tensor(np.stack([p.image for p in result.pictures]))           # (n_support + n_query, 3, S, S)
-    n_support = len(result.support_labels)
+    n_support = result.n_support
     with torch.inference_mode():
         embeddings = model.embed(images)
+    labels = torch.from_numpy(result.support_labels)
     result.embeddings[key] = embeddings.numpy()
-    result.probabilities[key] = classify(embeddings[:n_support], torch.from_numpy(result.support_labels),
-                                         embeddings[n_support:], mean).numpy()
+    result.probabilities[key] = classify(embeddings[:n_support], labels, embeddings[n_support:], mean).numpy()
+    cosines = centre(embeddings[n_support:], mean) @ compute_prototypes(centre(embeddings[:n_support], mean), labels).T
+    result.similarities[key] = cosines.max(dim=1).values.numpy()
 
 
 def first_answer(models: Models, class_names: list[str], supports: list[list[Picture]], queries: list[Picture],
-                 n_shot: int, progress: Callable[[float, str], None] | None = None) -> TaskResult:
-    """Check the task, then classify `queries` with the shared teacher and student (no training: a second)."""
-    check_task(class_names, supports, queries, n_shot)
+                 progress: Callable[[float, str], None] | None = None) -> TaskResult:
+    """Check the task, then classify `queries` with the shared teacher and student (no training: a second).
+    Each class uses up to MAX_SHOT of its pictures; a query's true class is its `label`."""
+    supports = [pictures[:MAX_SHOT] for pictures in supports]
+    check_task(class_names, supports, queries)
     progress = progress or (lambda fraction, text: None)
-    names, labels = reindex_labels([n.strip() for n, pictures in zip(class_names, supports)
-                                    for _ in pictures[:n_shot]])
-    pictures = [p for pictures in supports for p in pictures[:n_shot]] + queries
-    result = TaskResult(names, labels, [q.truth for q in queries], pictures, {}, {})
+    names, labels = reindex_labels([n.strip() for n, pictures in zip(class_names, supports) for _ in pictures])
+    pictures = [p for pictures in supports for p in pictures] + queries
+    result = TaskResult(names, labels, [q.label for q in queries], pictures, {}, {})
     progress(0.05, "embedding with the teacher")
     _evaluate(result, "teacher", models.teacher, base_mean(models.teacher_card))
     progress(0.15, "embedding with the student")
@@ -178,7 +258,8 @@ def refine(models: Models, result: TaskResult, fine_tune_steps: int = 5, fine_tu
     if not 0 <= fine_tune_steps <= MAX_STEPS:
         raise ValueError(f"fine-tuning steps must be between 0 and {MAX_STEPS}, got {fine_tune_steps}")
     # a new result: the first answer may already be on the page, where a map redraw can read it meanwhile
-    result = replace(result, embeddings=dict(result.embeddings), probabilities=dict(result.probabilities))
+    result = replace(result, embeddings=dict(result.embeddings), probabilities=dict(result.probabilities),
+                     similarities=dict(result.similarities))
     if cancel is not None and cancel.is_set():
         result.cancelled = True
         return result
@@ -197,6 +278,7 @@ def refine(models: Models, result: TaskResult, fine_tune_steps: int = 5, fine_tu
     result.cancelled, result.fine_tune_seconds = tuned.cancelled, tuned.seconds
     result.timed_out = tuned.timed_out
     result.snapshots = [s.numpy() for s in tuned.snapshots]
+    result.tuned_student = tuned.model
     _evaluate(result, "student+fine-tune", tuned.model, base_mean(models.student_card))
     if fine_tune_teacher and not tuned.cancelled:
         tuned_teacher = fine_tune(models.teacher, support_images, support_labels, FineTuneConfig(
@@ -209,40 +291,77 @@ def refine(models: Models, result: TaskResult, fine_tune_steps: int = 5, fine_tu
 
 
 def run_task(models: Models, class_names: list[str], supports: list[list[Picture]], queries: list[Picture],
-             n_shot: int, fine_tune_steps: int = 5, fine_tune_teacher: bool = False,
+             fine_tune_steps: int = 5, fine_tune_teacher: bool = False,
              cancel: threading.Event | None = None, progress: Callable[[float, str], None] | None = None,
              snapshot_every: int = 5) -> TaskResult:
     """Classify `queries` with teacher, student and fine-tuned student, in one call (the API's answer)."""
     if not 0 <= fine_tune_steps <= MAX_STEPS:
         raise ValueError(f"fine-tuning steps must be between 0 and {MAX_STEPS}, got {fine_tune_steps}")
-    result = first_answer(models, class_names, supports, queries, n_shot, progress)
+    result = first_answer(models, class_names, supports, queries, progress)
     return refine(models, result, fine_tune_steps, fine_tune_teacher, cancel, progress, snapshot_every)
 
 
-def map_points(result: TaskResult, key: str, embeddings: np.ndarray | None = None) -> dict:
+def map_points(result: TaskResult, key: str, embeddings: np.ndarray | None = None,
+               answers: np.ndarray | None = None) -> dict:
     """What one model's map shows: supports, queries and a prototype per class.
 
     embeddings: (n_support + n_query, D), default result.embeddings[key].
-    returns {"embeddings": (N + n_way, D), "labels", "role", "hover", "mistakes", "thumbnails"}
+    answers: (n_query,) the classes chosen with these embeddings (default: the model's answers), for mistakes.
+    returns {"embeddings": (N + n_way, D), "labels", "role", "hover", "mistakes", "thumbnails"}; a query's
+    label is its true class when known, else the class the model chose.
     """
     embeddings = result.embeddings[key] if embeddings is None else embeddings
-    n_support, n_way = len(result.support_labels), len(result.class_names)
+    n_support, n_way = result.n_support, len(result.class_names)
     probability_key = key if key in result.probabilities else "student"
     predicted = result.probabilities[probability_key].argmax(axis=1)
-    truth = [result.class_names.index(t) if t in result.class_names else -1 for t in result.query_truth]
-    query_labels = np.asarray([t if t >= 0 else p for t, p in zip(truth, predicted)])
+    truth = [-1 if t is None else t for t in result.query_labels]
+    query_labels = np.asarray([t if t >= 0 else p for t, p in zip(truth, predicted)], dtype=np.int64)
+    wrong = predicted if answers is None else answers
     prototypes = np.stack([embeddings[:n_support][result.support_labels == k].mean(axis=0) for k in range(n_way)])
     prototypes /= np.linalg.norm(prototypes, axis=1, keepdims=True)
     queries = result.pictures[n_support:]
     names = [escape(n) for n in result.class_names]  # plotly renders hover text as HTML: visitors' words are escaped
-    hover = [f"support: {names[l]}<br>{escape(p.name)} ({p.source})"
+    hover = [f"support: {names[l]}<br>{escape(p.name)} ({escape(p.source)})"
              for l, p in zip(result.support_labels, result.pictures[:n_support])]
-    hover += [f"query {escape(p.name)} ({p.source})<br>true: {escape(p.truth or '?')}<br>predicted: {names[k]} "
-              f"({result.probabilities[probability_key][i, k]:.0%})" for i, (p, k) in enumerate(zip(queries, predicted))]
-    hover += [f"prototype of {name}" for name in names]
+    hover += [f"query {escape(p.name)} ({escape(p.source)})<br>true: {names[t] if t >= 0 else 'not known'}<br>"
+              f"answer: {names[k]} ({result.probabilities[probability_key][i, k]:.0%})"
+              for i, (p, t, k) in enumerate(zip(queries, truth, predicted))]
+    hover += [f"prototype (average) of {name}" for name in names]
     mistakes = np.zeros(len(hover), dtype=bool)
-    mistakes[n_support:n_support + len(queries)] = [t >= 0 and t != p for t, p in zip(truth, predicted)]
+    mistakes[n_support:n_support + len(queries)] = [t >= 0 and t != p for t, p in zip(truth, wrong)]
     return {"embeddings": np.concatenate([embeddings, prototypes]),
             "labels": np.concatenate([result.support_labels, query_labels, np.arange(n_way)]),
             "role": np.asarray(["support"] * n_support + ["query"] * len(queries) + ["prototype"] * n_way),
             "hover": hover, "mistakes": mistakes, "thumbnails": [p.image for p in result.pictures] + [None] * n_way}
+
+
+def classify_picture(models: Models, result: TaskResult, image: np.ndarray) -> tuple[str, np.ndarray, float]:
+    """One more picture (a webcam frame, (S, S, 3) uint8 preprocessed) against a finished task's classes,
+    with the visitor's fine-tuned student (the shared student when there was no fine-tuning).
+    Returns (model key, probabilities (n_way,), cosine similarity to the nearest prototype)."""
+    key = "student+fine-tune" if result.tuned_student is not None else "student"
+    model = result.tuned_student if result.tuned_student is not None else models.student
+    mean = base_mean(models.student_card)
+    with torch.inference_mode():
+        embedding = model.embed(to_tensor(image[None]))
+    supports = torch.from_numpy(result.embeddings[key][:result.n_support])
+    labels = torch.from_numpy(result.support_labels)
+    probabilities = classify(supports, labels, embedding, mean)[0].numpy()
+    similarity = float((centre(embedding, mean) @ compute_prototypes(centre(supports, mean), labels).T).max())
+    return key, probabilities, similarity
+
+
+def export_tuned_student(models: Models, result: TaskResult, folder: Path) -> list[Path]:
+    """The visitor's fine-tuned student as `.safetensors` + JSON card; the card also holds the task's class
+    names and their prototypes (centred, normalised), so the download classifies on its own."""
+    if result.tuned_student is None:
+        raise ValueError("there is no fine-tuned student yet: run a task with fine-tuning steps above 0")
+    mean = base_mean(models.student_card)
+    supports = torch.from_numpy(result.embeddings["student+fine-tune"][:result.n_support])
+    prototypes = compute_prototypes(centre(supports, mean), torch.from_numpy(result.support_labels))
+    card = {k: v for k, v in models.student_card.items() if k not in ("scores", "scores_command", "commands")}
+    card["fine_tuned_on"] = {"classes": result.class_names, "support_pictures": int(result.n_support),
+                             "seconds": round(result.fine_tune_seconds, 2),
+                             "prototypes": np.round(prototypes.numpy(), 5).tolist()}
+    path = save_checkpoint(result.tuned_student, Path(folder) / "fine-tuned-student.safetensors", card)
+    return [path, path.with_suffix(".json")]

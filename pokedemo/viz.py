@@ -8,13 +8,13 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf"]
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#393b79"]  # no red: red marks a wrong answer, everywhere
 
 
 def colour(k: int, n: int) -> str:
     """Distinct colours: the palette for up to 10 classes, evenly spaced hues beyond."""
-    return PALETTE[k % len(PALETTE)] if n <= len(PALETTE) else f"hsl({int(360 * k / n)}, 70%, 45%)"
+    return PALETTE[k % len(PALETTE)] if n <= len(PALETTE) else f"hsl({30 + int(300 * k / n)}, 70%, 45%)"
 
 
 def png_data_uri(image: np.ndarray, size: int = 48) -> str:
@@ -24,33 +24,51 @@ def png_data_uri(image: np.ndarray, size: int = 48) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+MISTAKE_COLOUR = "#d00000"   # every wrong answer, on every map and in the predictions grid
+_STYLES = {"support": dict(size=13, symbol="circle", line=("black", 2.0)),
+           "query": dict(size=9, symbol="circle", line=("white", 0.5)),
+           "prototype": dict(size=20, symbol="star", line=("black", 1.5))}
+
+
+def _rings(role_mask_roles: np.ndarray, mistakes: np.ndarray) -> tuple[list[str], list[float]]:
+    """Per-point marker outlines: a thick red ring on a wrong answer, the role's outline elsewhere."""
+    colours = [MISTAKE_COLOUR if m else _STYLES[r]["line"][0] for r, m in zip(role_mask_roles, mistakes)]
+    widths = [3.0 if m else _STYLES[r]["line"][1] for r, m in zip(role_mask_roles, mistakes)]
+    return colours, widths
+
+
 def embedding_figure(coords: np.ndarray, labels: np.ndarray, role: np.ndarray, class_names: list[str],
                      hover: list[str], mistakes: np.ndarray | None = None, title: str = "",
-                     thumbnails: list[np.ndarray] | None = None) -> go.Figure:
+                     thumbnails: list[np.ndarray] | None = None, frames: list[tuple[str, np.ndarray, np.ndarray]] = (),
+                     pictures: list[np.ndarray | None] | None = None, height: int = 400) -> go.Figure:
     """A scatter of one model's 2-D map.
 
     coords: (N, 2); labels: (N,) class index (for queries: the predicted class when the truth is
-    unknown); role: (N,) "support" | "query" | "prototype"; hover: (N,) texts; mistakes: (N,) bool.
+    unknown); role: (N,) "support" | "query" | "prototype"; hover: (N,) texts; mistakes: (N,) bool, drawn
+    as a red ring. frames: (name, coords, mistakes) snapshots of the same points; the figure then has a
+    slider that moves the points between them (the page's script hands the frames, kept in
+    layout.meta, to plotly: Gradio draws data and layout only). pictures: (N,) images shown on hover by
+    the page's script (customdata). thumbnails: draw every picture on the map.
     """
     figure = go.Figure()
-    mistakes = np.zeros(len(coords), dtype=bool) if mistakes is None else mistakes
-    styles = {"support": dict(size=13, line=dict(width=2, color="black"), symbol="circle"),
-              "query": dict(size=8, line=dict(width=0), symbol="circle"),
-              "prototype": dict(size=20, line=dict(width=1.5, color="black"), symbol="star")}
+    mistakes = np.zeros(len(coords), dtype=bool) if mistakes is None else np.asarray(mistakes, dtype=bool)
+    uris = [png_data_uri(p, 40) if p is not None else "" for p in pictures] if pictures is not None else None
+    groups = []
     for k, name in enumerate(class_names):
-        for kind, style in styles.items():
+        for kind, style in _STYLES.items():
             mask = (labels == k) & (role == kind)
             if not mask.any():
                 continue
+            index = np.flatnonzero(mask)
+            groups.append(index)
+            colours, widths = _rings(role[index], mistakes[index])
             figure.add_trace(go.Scatter(
-                x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=f"{name} ({kind})",
-                legendgroup=name, showlegend=len(class_names) <= 10 and (kind == "support" or not (role == "support").any()),
-                marker=dict(color=colour(k, len(class_names)), **style),
-                text=[hover[i] for i in np.flatnonzero(mask)], hoverinfo="text"))
-    if mistakes.any():
-        figure.add_trace(go.Scatter(x=coords[mistakes, 0], y=coords[mistakes, 1], mode="markers", name="mistake",
-                                    marker=dict(symbol="x-thin-open", size=16, line=dict(width=3, color="red")),
-                                    text=[hover[i] for i in np.flatnonzero(mistakes)], hoverinfo="text"))
+                x=coords[index, 0], y=coords[index, 1], mode="markers", name=name, legendgroup=name,
+                showlegend=len(class_names) <= 10 and (kind == "prototype"),
+                marker=dict(color=colour(k, len(class_names)), size=style["size"], symbol=style["symbol"],
+                            line=dict(color=colours, width=widths)),
+                text=[hover[i] for i in index], hoverinfo="text",
+                customdata=[uris[i] for i in index] if uris is not None else None))
     if thumbnails is not None:
         span = float(np.ptp(coords, axis=0).max() or 1.0)
         for (x, y), image, kind in zip(coords, thumbnails, role):
@@ -58,8 +76,27 @@ def embedding_figure(coords: np.ndarray, labels: np.ndarray, role: np.ndarray, c
                 figure.add_layout_image(source=png_data_uri(image), x=x, y=y, xref="x", yref="y",
                                         sizex=span / 12, sizey=span / 12, xanchor="center", yanchor="middle",
                                         layer="above")
-    figure.update_layout(title=title, template="plotly_white", height=430, margin=dict(l=10, r=10, t=40, b=10),
-                         legend=dict(orientation="h", y=-0.05), xaxis=dict(visible=False), yaxis=dict(visible=False))
+    figure.update_layout(title=dict(text=title, font=dict(size=14)), template="plotly_white", height=height,
+                         margin=dict(l=5, r=5, t=30, b=5), legend=dict(orientation="h", y=-0.02),
+                         xaxis=dict(visible=False), yaxis=dict(visible=False))
+    if len(frames) > 1:
+        every = np.concatenate([c for _, c, _ in frames])
+        pad = 0.08 * float(np.ptp(every, axis=0).max() or 1.0)
+        figure.update_xaxes(range=[every[:, 0].min() - pad, every[:, 0].max() + pad])  # one frame of view for all
+        figure.update_yaxes(range=[every[:, 1].min() - pad, every[:, 1].max() + pad])
+        animation = {"mode": "immediate", "frame": {"duration": 600, "redraw": False},
+                     "transition": {"duration": 600, "easing": "cubic-in-out"}}
+        figure.update_layout(
+            meta={"frames": [{"name": name, "data": [
+                {"x": points[index, 0].tolist(), "y": points[index, 1].tolist(),
+                 "marker": {"line": dict(zip(("color", "width"), _rings(role[index], wrong[index])))}}
+                for index in groups]}
+                for name, points, wrong in frames]},
+            sliders=[{"active": len(frames) - 1, "currentvalue": {"prefix": "student: "}, "pad": {"t": 5},
+                      "len": 0.8, "x": 0.1, "y": 0,
+                      "steps": [{"label": name, "method": "animate", "args": [[name], animation]}
+                                for name, _, _ in frames]}])
+        figure.update_layout(showlegend=False, margin=dict(t=30, b=70))  # the teacher's map has the legend
     return figure
 
 

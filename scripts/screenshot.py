@@ -1,6 +1,7 @@
-"""Screenshot of the real page in headless Debian Chromium: a random task, run, both maps drawn.
+"""Screenshot of the real page in headless Debian Chromium: the example task of a first visit, run, both
+maps drawn; the first screen only (what a visitor sees without scrolling).
 
-    python scripts/screenshot.py [--out assets/screenshot.png] [--photo]   # --photo: photo-like queries
+    python scripts/screenshot.py [--out assets/screenshot.png] [--size 1366x768] [--photo] [--full]
 """
 from __future__ import annotations
 
@@ -21,26 +22,25 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("assets/screenshot.png"))
-    parser.add_argument("--seed", type=int, default=4)
-    parser.add_argument("--photo", action="store_true", help="tick 'photo-like queries' before Run")
+    parser.add_argument("--size", default="1366x768", help="viewport WIDTHxHEIGHT")
+    parser.add_argument("--photo", action="store_true", help="tick 'test pictures as phone photos' before Run")
+    parser.add_argument("--full", action="store_true", help="the whole page, not only the first screen")
     args = parser.parse_args()
     process, url, _ = start_server()
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=FLAGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            width, height = (int(v) for v in args.size.split("x"))
+            page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(url)
-            page.fill("input[aria-label='random task seed']", str(args.seed)) if page.locator(
-                "input[aria-label='random task seed']").count() else None
-            page.click("#random-task")
-            page.wait_for_selector("#support-4 img", timeout=30_000)
+            page.wait_for_selector("#support-4 img", timeout=30_000)  # the example task is loaded
             if args.photo:
                 page.locator("#photo-queries input[type=checkbox]").check()
             page.click("#run")
-            page.wait_for_selector("#predictions table", timeout=120_000)
-            page.wait_for_selector("#student-plot .js-plotly-plot", timeout=30_000)
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(args.out), full_page=True)
+            page.wait_for_selector("#predictions .predictions-grid", timeout=120_000)
+            page.wait_for_selector("#student-plot .js-plotly-plot", timeout=60_000)
+            page.wait_for_timeout(2000)
+            page.screenshot(path=str(args.out), full_page=args.full)
             browser.close()
     finally:
         process.terminate()

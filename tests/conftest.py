@@ -108,6 +108,6 @@ def server_url():
 
     port = free_port()
     app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    allowed_paths=[str(app.GALLERY_DIR)], css=app.CSS)
+                    **app.LAUNCH)
     yield f"http://127.0.0.1:{port}/"
     app.demo.close()

@@ -23,21 +23,28 @@ class FakeRequest:
         self.session_hash = session_hash
 
 
-def run_filled(filled, n_way, n_shot, steps, names=None, photo=False, seed=0, method="PCA", session="visitor",
-               progress=None):
+QUERIES = 3 * app.MAX_WAY  # random_task's outputs: names, support galleries, test galleries, queries, status
+
+
+def run_phases(filled, n_way, steps, names=None, photo=False, seed=0, method="PCA", session="visitor",
+               progress=None, tune_teacher=False, use_none=False, tests=None):
     names = names or [u["value"] for u in filled[:app.MAX_WAY]]
-    phases = list(app.run(n_way, n_shot, steps, False, photo, seed, FakeRequest(session), progress or NoProgress(),
-                          *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[2 * app.MAX_WAY], method, 10, 0,
-                          False))
-    return phases[-1]  # what the page shows at the end
+    tests = tests or filled[2 * app.MAX_WAY:QUERIES]
+    return list(app.run(n_way, steps, tune_teacher, photo, seed, use_none, FakeRequest(session),
+                        progress or NoProgress(), *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], *tests,
+                        filled[QUERIES], method, 10, 0, False))
+
+
+def run_filled(filled, n_way, steps, **options):
+    return run_phases(filled, n_way, steps, **options)[-1]  # what the page shows at the end
 
 
 def run_random_task(seed=1, n_way=5, n_shot=5, n_query=3, steps=5, method="t-SNE", extra_queries=(), photo=False,
                     session="visitor"):
     filled = list(app.random_task(seed, n_way, n_shot, n_query))
-    filled[2 * app.MAX_WAY] = list(filled[2 * app.MAX_WAY]) + list(extra_queries)
+    filled[QUERIES] = list(filled[QUERIES]) + list(extra_queries)
     app.arm(FakeRequest(session))
-    return run_filled(filled, n_way, n_shot, steps, photo=photo, seed=seed, method=method, session=session)
+    return run_filled(filled, n_way, steps, photo=photo, seed=seed, method=method, session=session)
 
 
 def test_the_shipped_models_load_and_the_gallery_has_every_novel_species():
@@ -47,15 +54,16 @@ def test_the_shipped_models_load_and_the_gallery_has_every_novel_species():
 
 def test_a_random_task_is_reproducible_from_its_seed():
     first, again, other = app.random_task(7, 5, 5, 3), app.random_task(7, 5, 5, 3), app.random_task(8, 5, 5, 3)
-    assert first[:21] == again[:21] and first[:21] != other[:21]
+    assert first[:-1] == again[:-1] and first[:-1] != other[:-1]
     assert all(len(g) == 5 for g in first[app.MAX_WAY:app.MAX_WAY + 5])
-    assert "seed **7**" in first[-1]
+    assert "Task 7 is ready" in first[-1]
 
 
 def test_running_a_random_task_gives_predictions_accuracy_and_both_maps():
-    html, status, teacher_plot, student_plot, result, snapshot = run_random_task()
+    html, status, teacher_plot, student_plot, result, details = run_random_task()
     assert isinstance(result, TaskResult) and set(result.probabilities) >= {"teacher", "student", "student+fine-tune"}
-    assert html.count("<tr>") == 1 + len(result.query_truth) + 1
+    assert html.count("class='cell'") == len(result.query_labels) == 15
+    assert details.count("<tr>") >= 1 + 15 and details.count("class='confusion'") == 3
     for key in ("teacher", "student", "student+fine-tune"):
         assert result.accuracy(key) is not None
     assert teacher_plot.data and student_plot.data
@@ -66,13 +74,25 @@ def test_a_bad_upload_is_named_and_the_rest_of_the_task_still_runs(tmp_path):
     bad = tmp_path / "homework.png"
     bad.write_text("this is not a picture")
     html, status, *_ = run_random_task(extra_queries=[str(bad)])
-    assert "homework.png" in status and "<table" in html
+    assert "homework.png" in status and "predictions-grid" in html
 
 
-def test_too_few_support_images_is_a_clear_error():
-    filled = app.random_task(3, 5, 2, 2)
-    with pytest.raises(gr.Error, match=r"class 1 .* has 2 usable image\(s\); a 5-shot task needs at least 5"):
-        run_filled(filled, 5, 5, 0)
+def test_classes_may_hold_different_numbers_of_pictures_and_empty_slots_are_left_out():
+    filled = list(app.random_task(3, 5, 2, 2))
+    filled[app.MAX_WAY] = filled[app.MAX_WAY][:1]                # class 1 keeps one picture
+    filled[app.MAX_WAY + 4] = []                                 # class 5 has none
+    names = [u["value"] for u in filled[:app.MAX_WAY]]
+    html, status, _, _, result, _ = run_filled(filled, 5, 0, names=names)
+    assert len(result.class_names) == 4 and names[4] not in result.class_names
+    assert list(np.bincount(result.support_labels)) == [1, 2, 2, 2]
+    assert "left out" in status
+
+
+def test_filling_two_of_five_slots_gives_a_two_class_task():
+    filled = list(app.random_task(3, 2, 3, 2))
+    names = [u["value"] for u in filled[:app.MAX_WAY]]
+    *_, result, _ = run_filled(filled, 5, 0, names=names)
+    assert result.class_names == names[:2]
 
 
 def test_duplicate_class_names_are_refused():
@@ -80,7 +100,7 @@ def test_duplicate_class_names_are_refused():
     names = [u["value"] for u in filled[:app.MAX_WAY]]
     names[1] = names[0]
     with pytest.raises(gr.Error, match="both called"):
-        run_filled(filled, 5, 5, 0, names=names)
+        run_filled(filled, 5, 0, names=names)
 
 
 def test_a_cancelled_run_reports_it_and_leaves_the_shared_student_untouched():
@@ -93,8 +113,8 @@ def test_a_cancelled_run_reports_it_and_leaves_the_shared_student_untouched():
                 app.cancel(FakeRequest("canceller"))
 
     app.arm(FakeRequest("canceller"))
-    _, status, _, student_map, result, snapshot = run_filled(filled, 3, 2, 50, session="canceller",
-                                                            progress=CancelDuringFineTuning())
+    _, status, _, student_map, result, _ = run_filled(filled, 3, 50, session="canceller",
+                                                     progress=CancelDuringFineTuning())
     assert "cancelled" in status and result.cancelled
     assert all((before[k] == v).all() for k, v in app.MODELS.student.state_dict().items())
     # the last snapshot, which every redraw shows, is the model of the predictions, not the untuned student
@@ -107,7 +127,7 @@ def test_a_cancel_pressed_while_the_run_waits_in_the_queue_stops_it_before_any_w
     filled = app.random_task(2, 3, 2, 2)
     app.arm(FakeRequest("queued"))
     app.cancel(FakeRequest("queued"))          # pressed while the run waits for a worker
-    html, status, teacher_map, *_ = run_filled(filled, 3, 2, 50, session="queued")
+    html, status, teacher_map, *_ = run_filled(filled, 3, 50, session="queued")
     assert status == "Cancelled before it started." and html == "" and teacher_map is None
 
 
@@ -124,7 +144,7 @@ def test_two_sessions_at_once_keep_their_own_cancel_flags_and_results():
 
     def visit(session, n_way, progress):
         app.arm(FakeRequest(session))
-        results[session] = run_filled(tasks[session], n_way, 2, 30, session=session, progress=progress)
+        results[session] = run_filled(tasks[session], n_way, 30, session=session, progress=progress)
 
     threads = [threading.Thread(target=visit, args=("a", 3, CancelA())),
                threading.Thread(target=visit, args=("b", 4, NoProgress()))]
@@ -141,7 +161,7 @@ def test_two_sessions_at_once_keep_their_own_cancel_flags_and_results():
 
 def test_a_fixed_gallery_task_is_mostly_right_for_both_models():
     *_, result, _ = run_random_task(seed=0, n_way=5, n_shot=5, n_query=5, steps=5)
-    assert len(result.query_truth) == 25
+    assert len(result.query_labels) == 25 and None not in result.query_labels
     for key in ("teacher", "student", "student+fine-tune"):
         assert result.accuracy(key) >= 0.8, (key, result.accuracy(key))
 
@@ -150,10 +170,9 @@ def test_fine_tuning_the_teacher_adds_its_column():
     filled = app.random_task(3, 3, 2, 2)
     names = [u["value"] for u in filled[:app.MAX_WAY]]
     app.arm(FakeRequest("teacher-tuner"))
-    html, _, _, _, result, _ = list(app.run(3, 2, 4, True, False, 0, FakeRequest("teacher-tuner"), NoProgress(),
-                                            *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[2 * app.MAX_WAY],
-                                            "PCA", 10, 0, False))[-1]
-    assert "teacher+fine-tune" in result.probabilities and "<th>teacher+fine-tune</th>" in html
+    html, _, _, _, result, details = run_filled(filled, 3, 4, names=names, session="teacher-tuner", tune_teacher=True)
+    assert "teacher+fine-tune" in result.probabilities and "<th>fine-tuned teacher</th>" in details
+    assert "T+ft" in html
     assert not np.allclose(result.embeddings["teacher+fine-tune"], result.embeddings["teacher"], atol=1e-4)
 
 
@@ -168,22 +187,29 @@ def test_the_api_with_maps_returns_a_point_per_picture_and_prototype():
 def test_limits_are_checked_before_any_picture_is_read(tmp_path):
     filled = list(app.random_task(2, 3, 2, 2))
     with pytest.raises(gr.Error, match=f"between 0 and {MAX_STEPS}, got 1000000"):
-        run_filled(filled, 3, 2, 1_000_000)
+        run_filled(filled, 3, 1_000_000)
     many = [str(tmp_path / f"q{k}.png") for k in range(51)]   # never created: the count alone is refused
-    filled[2 * app.MAX_WAY] = many
+    filled[QUERIES] = many
     with pytest.raises(gr.Error, match="51 query images; at most 50"):
-        run_filled(filled, 3, 2, 5)
+        run_filled(filled, 3, 5)
+    filled[QUERIES] = many[:30]                                 # slot test pictures count too
+    filled[2 * app.MAX_WAY] = many[30:]
+    with pytest.raises(gr.Error, match="51 query images; at most 50"):
+        run_filled(filled, 3, 5)
     with pytest.raises(gr.Error, match="between 2 and 50"):
         app.draw_maps(run_random_task(n_way=3, n_shot=2, n_query=2, steps=0)[4], "t-SNE", 10_000, 0, False)
 
 
 def test_maps_redraw_with_every_method_and_replay_fine_tuning():
-    *_, result, snapshot = run_random_task(n_way=3, n_shot=2, n_query=2, steps=10)
+    *_, result, _ = run_random_task(n_way=3, n_shot=2, n_query=2, steps=10)
     assert len(result.snapshots) == 3  # before, after 5 and after 10 steps
     for method in ("t-SNE", "UMAP", "PCA"):
-        teacher, student = app.draw_maps(result, method, 5, 0, True, step=0)
-        assert teacher.data and "snapshot 0" in student.layout.title.text
-        assert student.layout.images  # thumbnails drawn
+        teacher, student = app.draw_maps(result, method, 5, 0, False)
+        frames = student.layout.meta["frames"]
+        assert [f["name"] for f in frames] == ["before fine-tuning", "after 5 steps", "after 10 steps"]
+        assert len(frames[0]["data"]) == len(student.data)      # one entry per trace: the same points move
+        teacher, student = app.draw_maps(result, method, 5, 0, True)
+        assert teacher.layout.images and student.layout.images  # thumbnails drawn, no slider
 
 
 def test_the_classify_api_returns_predictions_for_both_models(tmp_path):
@@ -270,13 +296,12 @@ def test_run_answers_first_then_adds_the_fine_tuned_student_then_the_maps():
     filled = app.random_task(9, 3, 2, 2)
     names = [u["value"] for u in filled[:app.MAX_WAY]]
     app.arm(FakeRequest("phases"))
-    phases = list(app.run(3, 2, 5, False, False, 0, FakeRequest("phases"), NoProgress(), *names,
-                          *filled[app.MAX_WAY:2 * app.MAX_WAY], filled[2 * app.MAX_WAY], "PCA", 10, 0, False))
+    phases = run_phases(filled, 3, 5, names=names, session="phases")
     assert len(phases) == 3
     first, tuned, final = phases
-    assert "<th>teacher</th>" in first[0] and "student+fine-tune" not in first[0] and first[2] is None
+    assert "teacher" in first[0] and "S+ft" not in first[0] and first[2] is None
     assert "coming" in first[1] and "fine-tuned student" in first[1]
-    assert "student+fine-tune" in tuned[0] and tuned[2] is None and "maps are coming" in tuned[1]
+    assert "S+ft" in tuned[0] and tuned[2] is None and "maps are coming" in tuned[1]
     assert final[2] is not None and final[3] is not None and "Done in" in final[1]
 
 
@@ -306,3 +331,73 @@ def test_gallery_queries_added_to_a_random_task_never_repeat_its_supports():
     name = filled[0]["value"]
     queries, _ = app.add_query_species(name, [], *filled[app.MAX_WAY:2 * app.MAX_WAY])
     assert queries and not set(queries) & set(supports)
+
+
+def test_the_first_visit_has_a_ready_example_task():
+    filled = app.example_task()
+    assert all(u["value"] for u in filled[:5]) and all(len(g) == 5 for g in filled[app.MAX_WAY:app.MAX_WAY + 5])
+    assert len(filled[QUERIES]) == 25 and "Press **Run**" in filled[-1]
+
+
+def test_a_renamed_class_keeps_its_truth_and_a_slots_own_test_pictures_count(tmp_path):
+    from PIL import Image
+
+    filled = list(app.random_task(5, 3, 3, 2))
+    names = ["my first class", "B", "C"]
+    mine = tmp_path / "my-drawing.png"          # not a gallery picture: its class is known only from its slot
+    picture = np.asarray(Image.open(filled[app.MAX_WAY + 1][0]).convert("RGB"))
+    Image.fromarray(np.ascontiguousarray(picture[::-1])).save(mine)  # flipped upside down: new bytes
+    tests = [[] for _ in range(app.MAX_WAY)]
+    tests[1] = [str(mine)]
+    *_, result, details = run_filled(filled, 3, 0, names=names + [""] * (app.MAX_WAY - 3), tests=tests)
+    assert result.class_names == names
+    assert None not in result.query_labels and result.query_labels[-1] == 1
+    assert result.accuracy("teacher") is not None and "my-drawing.png" in details
+
+
+def test_none_of_these_turns_away_species_outside_the_task():
+    filled = list(app.random_task(11, 5, 5, 1))
+    names = [u["value"] for u in filled[:app.MAX_WAY]]
+    outsiders = [n for n in app.GALLERY.species_names if n not in names][:8]
+    filled[QUERIES] = [str(app.GALLERY.path(app.GALLERY.by_name[n][0].file)) for n in outsiders]
+    *_, result, _ = run_filled(filled, 5, 0, names=names)
+    assert result.query_labels == [None] * 8                     # their class is in no slot
+    plain, _ = app.rescore(result, False)
+    turned_away, details = app.rescore(result, True)
+    assert "none of these" not in plain
+    limits = app.thresholds(True)
+    assert limits["teacher"] and limits["student"]                # chosen on the val species, kept in the cards
+    assert (result.answers("teacher", limits["teacher"]) == -1).sum() >= 4
+    assert "none of these" in turned_away
+
+
+def test_the_answers_and_the_fine_tuned_student_can_be_downloaded():
+    import csv
+
+    from pokedemo.checkpoint import load_checkpoint
+
+    *_, result, _ = run_random_task(seed=3, n_way=3, n_shot=2, n_query=2, steps=5)
+    rows = list(csv.reader(open(app.download_results(result, False)[0], encoding="utf-8")))
+    assert len(rows) == 1 + 6 and rows[0][:3] == ["picture", "source", "true class"]
+    assert all(row[3] in result.class_names for row in rows[1:])
+    weights, card_file = app.download_model(result)
+    model, card = load_checkpoint(weights)
+    assert card["fine_tuned_on"]["classes"] == result.class_names and len(card["fine_tuned_on"]["prototypes"]) == 3
+    images = np.stack([p.image for p in result.pictures])
+    from pokedemo.models import to_tensor
+    import torch
+    with torch.inference_mode():
+        again = model.embed(to_tensor(images)).numpy()
+    assert np.allclose(again, result.embeddings["student+fine-tune"], atol=1e-4)
+    with pytest.raises(gr.Error, match="Run a task first"):
+        app.download_results(None, False)
+
+
+def test_the_webcam_answers_with_the_visitors_fine_tuned_student():
+    from PIL import Image
+
+    assert "Run a task first" in app.classify_webcam(np.zeros((120, 160, 3), np.uint8), None, False)
+    *_, result, _ = run_random_task(seed=3, n_way=3, n_shot=2, n_query=2, steps=5)
+    frame = np.asarray(Image.open(result.pictures[0].path).convert("RGB").resize((160, 160)))
+    answer = app.classify_webcam(frame, result, False)
+    assert result.class_names[result.support_labels[0]] in answer.split("</b>")[0]
