@@ -56,11 +56,16 @@ class Gallery:
     def __init__(self, folder: Path):
         self.folder = Path(folder).resolve()
         with open(self.folder / "index.csv", newline="", encoding="utf-8") as handle:
-            self.items = [GalleryItem(r["file"], int(r["species_id"]), r["name"], r["source"])
-                          for r in csv.DictReader(handle)]
-        self.by_file = {item.file: item for item in self.items}
-        # content -> item: a picture is the gallery's when its bytes are, whatever it is called or where it is
-        self.by_digest = {hashlib.sha256((self.folder / item.file).read_bytes()).digest(): item for item in self.items}
+            listed = [GalleryItem(r["file"], int(r["species_id"]), r["name"], r["source"]) for r in csv.DictReader(handle)]
+        self.by_file = {item.file: item for item in listed}
+        # content -> item: a picture is the gallery's when its bytes are, whatever it is called or where it is.
+        # Some exported frames are the same picture (an animation's first and last frame): one picture, one
+        # item, so a task never holds the same picture twice (as a support and a query, say).
+        self.by_digest: dict[bytes, GalleryItem] = {}
+        for item in listed:
+            self.by_digest.setdefault(hashlib.sha256((self.folder / item.file).read_bytes()).digest(), item)
+        unique = set(self.by_digest.values())
+        self.items = [item for item in listed if item in unique]
         self.by_name: dict[str, list[GalleryItem]] = {}
         for item in self.items:
             self.by_name.setdefault(item.name, []).append(item)
