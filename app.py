@@ -382,8 +382,9 @@ def measure_here():
 
 CSS = (ASSETS_DIR / "page.css").read_text(encoding="utf-8")
 HEAD = f"<script>{(ASSETS_DIR / 'page.js').read_text(encoding='utf-8')}</script>"
-LAUNCH = dict(allowed_paths=[str(GALLERY_DIR)], css=CSS, head=HEAD, max_file_size="10mb", show_error=True)
+LAUNCH = dict(allowed_paths=[str(GALLERY_DIR), str(ASSETS_DIR / "how")], css=CSS, head=HEAD, max_file_size="10mb", show_error=True)
 HOW_IT_WORKS = REPO_ROOT / "docs" / "how-it-works.md"
+TECHNICAL = REPO_ROOT / "docs" / "how-it-works-technical.md"
 
 with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete_cache=(3600, 3600)) as demo:
     gr.Markdown("## pokedemo: can a model 100x smaller learn new Pokémon from 5 pictures?\n"
@@ -481,7 +482,15 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
         measure_button = gr.Button("Measure speed on this host")
         measured = gr.Markdown()
     with gr.Tab("How it works", elem_id="how-tab"):
-        gr.Markdown(HOW_IT_WORKS.read_text(encoding="utf-8") if HOW_IT_WORKS.exists() else "", elem_id="how")
+        with gr.Column(elem_id="how"):
+            for kind, value in report_html.markdown_sections(HOW_IT_WORKS.read_text(encoding="utf-8"),
+                                                             HOW_IT_WORKS.parent):
+                if kind == "image":
+                    gr.Image(value, show_label=False, interactive=False, container=False, elem_classes="how-picture")
+                else:
+                    gr.Markdown(value)
+        with gr.Accordion("The technical version", open=False):
+            gr.Markdown(TECHNICAL.read_text(encoding="utf-8"))
     with gr.Row(visible=False):  # the API: support images + their class names + queries -> JSON
         api_support = gr.File(file_count="multiple")
         api_labels = gr.Textbox()

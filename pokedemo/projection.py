@@ -34,11 +34,13 @@ def project(embeddings: np.ndarray, method: str = "t-SNE", parameter: float | No
         return PCA(n_components=2, random_state=seed).fit_transform(embeddings)
     if method == "t-SNE":
         perplexity = float(np.clip(parameter or 10, 2, max(2, (n - 1) / 3)))
-        start = "pca"
-        if init is not None:  # scaled as sklearn scales its PCA start (first axis std 1e-4)
-            start = (init - init.mean(axis=0)) / (init[:, 0].std() or 1.0) * 1e-4
-        return TSNE(n_components=2, perplexity=perplexity, init=start, random_state=seed,
-                    metric="cosine", max_iter=500).fit_transform(embeddings)
+        if init is None:
+            return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+                        metric="cosine", max_iter=500).fit_transform(embeddings)
+        # from a finished map, as it is and without early exaggeration (which would first scatter it): the
+        # optimisation then moves the points only as far as these embeddings' neighbourhoods ask
+        return TSNE(n_components=2, perplexity=perplexity, init=np.asarray(init, dtype=np.float32), random_state=seed,
+                    metric="cosine", max_iter=500, early_exaggeration=1.0).fit_transform(embeddings)
     if method == "UMAP":
         import umap  # imported here: numba compilation is slow and the app warms it up in the background
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from html import escape
+from pathlib import Path
 
 import numpy as np
 
@@ -134,3 +136,17 @@ def results_csv(result: TaskResult, thresholds: dict[str, float | None] | None =
                     "; ".join(f"{result.class_names[j]} {result.probabilities[key][i, j]:.4f}" for j in order)]
         writer.writerow(row)
     return out.getvalue()
+
+
+def markdown_sections(text: str, folder: Path) -> list[tuple[str, str]]:
+    """A markdown page cut at its pictures, for a page that shows pictures as components: [("text", markdown) |
+    ("image", path)], picture paths resolved from `folder`. Links to other local .md pages keep their words only
+    (the page shows those pages itself)."""
+    sections, position = [], 0
+    for match in re.finditer(r"^!\[([^\]]*)\]\(([^)]+)\)\s*$", text, flags=re.MULTILINE):
+        sections.append(("text", text[position:match.start()]))
+        sections.append(("image", str((folder / match.group(2)).resolve())))
+        position = match.end()
+    sections.append(("text", text[position:]))
+    return [(kind, re.sub(r"\[([^\]]+)\]\((?!https?:)[^)]+\.md\)", r"\1", value) if kind == "text" else value)
+            for kind, value in sections if value.strip()]

@@ -99,7 +99,20 @@ def test_on_a_phone_everything_is_reachable(server_url, browser, tmp_path_factor
     page.locator("#details-box").get_by_text("Details").click()
     expect(page.locator("#details table.confusion").first).to_be_attached(timeout=10_000)
     page.screenshot(path=str(tmp_path_factory.mktemp("shots") / "phone.png"), full_page=True)
+    open_tab(page, "How it works")                      # the tabs that do not fit sit behind a menu
+    expect(page.locator("#how .how-picture img").first).to_be_visible(timeout=10_000)
+    assert page.locator("#how .how-picture img").count() == 3
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.close()
+
+
+def open_tab(page, name):
+    tab = page.get_by_role("tab", name=name)
+    if tab.count() and tab.first.is_visible():
+        tab.first.click()
+        return
+    page.get_by_role("button", name="More tabs").click()
+    page.locator(".overflow-menu button", has_text=name).filter(visible=True).first.click()
 
 
 def _marker_positions(page, selector):

@@ -85,12 +85,15 @@ def test_class_names_with_html_come_back_as_text_and_are_escaped_on_the_page(ser
     assert out["classes"] == evil
     import numpy as np
 
+    from pokedemo import report
     from pokedemo.task import Picture, map_points, run_task
 
-    pictures = [Picture(np.full((64, 64, 3), 200 + k, dtype=np.uint8), f"<script>{k}</script>.png") for k in range(4)]
-    result = run_task(app.MODELS, evil[:2], [pictures[:2], pictures[2:3]], pictures[3:], 1, 0)
-    html = app.results_html(result)
-    assert "<script>" not in html and "&lt;script&gt;" in html and "<img src=x" not in html
+    pictures = [Picture(np.full((64, 64, 3), 200 + k, dtype=np.uint8), f"<script>{k}</script>.png", label=k % 2)
+                for k in range(4)]
+    result = run_task(app.MODELS, evil[:2], [pictures[:2], pictures[2:3]], pictures[3:], 0)
+    for html in (report.predictions_grid(result), report.details_html(result)):
+        assert "<script>" not in html and "&lt;script&gt;" in html and "<img src=x" not in html
+        assert "&lt;b&gt;two&lt;/b&gt;" in html and "<b>two</b>" not in html
     hover = " ".join(map_points(result, "teacher")["hover"])
     assert "<script>" not in hover and "<img src=x" not in hover and "&lt;img src=x" in hover
 
