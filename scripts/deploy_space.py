@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ["app.py", "README.md", "requirements.txt", "pokedemo/**/*.py",
           "checkpoints/teacher.safetensors", "checkpoints/teacher.json", "checkpoints/student.safetensors",
           "checkpoints/student.json", "assets/gallery/*", "assets/species.csv", "assets/val_map.json",
-          "assets/screenshot.png", "docs/benchmarks.json", "docs/how-it-works.md"]
+          "assets/screenshot.png", "assets/page.css", "assets/page.js", "assets/how/*.png",
+          "docs/benchmarks.json", "docs/how-it-works.md", "docs/how-it-works-technical.md"]
 NEVER = ["data/*", "runs/*", "*.npz.tmp", "**/__pycache__/*", "*.pyc"]   # training data, runs, caches
 SPACE_LIMIT_BYTES = 10 * 1024 * 1024      # Hugging Face refuses larger files outside LFS/Xet
 BINARY_SUFFIXES = {".safetensors", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".npz"}
