@@ -31,6 +31,7 @@ from pokedemo.config import ASSETS_DIR, CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from pokedemo.data.gallery import Gallery  # noqa: E402
 from pokedemo.images import LIMITS_TEXT, to_model_image  # noqa: E402
 from pokedemo.maps import task_maps  # noqa: E402
+from pokedemo.models import pick_device  # noqa: E402
 from pokedemo.sessions import SessionRegistry  # noqa: E402
 from pokedemo.task import (MAX_FINE_TUNE_SECONDS, MAX_QUERY, MAX_SHOT, MAX_STEPS, MAX_WAY, SHOT_RULE,  # noqa: E402
                            Models, Slot, TaskResult, check_request, classify_picture, export_tuned_student,
@@ -43,9 +44,10 @@ torch.set_num_threads(int(os.environ.get("POKEDEMO_THREADS", "2")))
 
 
 def load_models() -> tuple[Models | None, str]:
+    device = str(pick_device())  # $POKEDEMO_DEVICE, default auto: a GPU when there is one
     try:
-        teacher, teacher_card = load_checkpoint(CHECKPOINT_DIR / "teacher.safetensors")
-        student, student_card = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
+        teacher, teacher_card = load_checkpoint(CHECKPOINT_DIR / "teacher.safetensors", device=device)
+        student, student_card = load_checkpoint(CHECKPOINT_DIR / "student.safetensors", device=device)
     except (FileNotFoundError, ValueError) as error:
         return None, f"The models could not be loaded ({error}). Train them with: `{TRAIN_HINT}`"
     for model in (teacher, student):

@@ -25,7 +25,7 @@ from .checkpoint import base_mean, load_checkpoint, record_card, record_scores
 from .config import CHECKPOINT_DIR, EpisodeConfig
 from .data.dataset import EpisodeSampler, SpriteDataset, split_species
 from .fewshot import centre, compute_prototypes, mean_ci95
-from .models import build_model, embed_array
+from .models import build_model, embed_array, pick_device
 from .tracks import TRACKS, TrackImages, track_accuracies
 
 MODEL_NAMES = ("pixels", "random-student", "paper-student", "student", "teacher")
@@ -37,9 +37,10 @@ def pixel_embeddings(images: np.ndarray, mean: np.ndarray | None) -> torch.Tenso
     return F.normalize(flat - torch.from_numpy(mean) if mean is not None else flat, dim=-1)
 
 
-def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = True
+def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = True, device: str = "cpu"
                    ) -> tuple[Callable[[np.ndarray], torch.Tensor], torch.Tensor | None, dict]:
-    """(embed: uint8 images (N, S, S, 3) -> (N, D), centring mean (D,) or None, card) for a model name."""
+    """(embed: uint8 images (N, S, S, 3) -> (N, D) on the CPU, centring mean (D,) or None, card) for a model
+    name; the model runs on `device`."""
     if name == "pixels":
         base = SpriteDataset.load().subset(split_species()["base"])
         mean = base.images.reshape(len(base), -1).astype(np.float32).mean(axis=0) / 255
@@ -49,6 +50,7 @@ def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = Tru
         model, card = build_model("student"), {"parameters": None}
     else:
         model, card = load_checkpoint(checkpoint or CHECKPOINT_DIR / f"{name}.safetensors")
+    model = model.to(device)
     return lambda images: embed_array(model, images), base_mean(card) if centre else None, card
 
 
@@ -66,13 +68,13 @@ def track_images(dataset: SpriteDataset) -> TrackImages:
 
 def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, checkpoint: Path | None = None,
                  centre: bool = True, dataset: SpriteDataset | None = None, tracks=("clean",),
-                 rendered: dict | None = None) -> list[dict]:
+                 rendered: dict | None = None, device: str = "cpu") -> list[dict]:
     """Benchmark rows of one model on each track, the model loaded and each view embedded once. rendered: a
     dict shared between calls on the same dataset, which keeps the photo-like pictures (they do not depend on
     the model) so they are rendered once."""
     dataset = dataset or SpriteDataset.load().subset(split_species()["novel"])
     started = time.perf_counter()
-    embed, mean, _ = model_embedder(name, checkpoint, centre)
+    embed, mean, _ = model_embedder(name, checkpoint, centre, device)
     rendered = {} if rendered is None else rendered
     cache: dict = dict(rendered)
     rows = []
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     few.add_argument("--seed", type=int, default=0)
     few.add_argument("--no-centre", dest="centre", action="store_false", help="skip SimpleShot centring")
     few.add_argument("--threads", type=int, default=2)
+    few.add_argument("--device", default=None, help="auto (CUDA when present; the default, or $POKEDEMO_DEVICE) | cpu | cuda")
     few.add_argument("--json", type=Path, help="write the rows as JSON here")
     few.add_argument("--record", action="store_true", help="store the figures in each checkpoint's card (`scores`)")
     valmap = commands.add_parser("valmap", help="t-SNE maps of the val species for the app (assets/val_map.json)")
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             novel = SpriteDataset.load().subset(split_species()["novel"])
             for name in args.model or MODEL_NAMES:
                 model_rows = fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint, args.centre,
-                                          novel, args.track or ["clean"], rendered)
+                                          novel, args.track or ["clean"], rendered, str(pick_device(args.device)))
                 if args.record and name not in ("pixels", "random-student"):
                     record_scores(args.checkpoint or CHECKPOINT_DIR / f"{name}.safetensors", card_scores(model_rows),
                                   "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv))

@@ -7,6 +7,8 @@ in `TrainingHeads`, are counted apart and are not shipped with the student.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,7 +28,10 @@ class Embedder(nn.Module):
     embedding_dim: int
 
     def embed(self, images: Tensor) -> Tensor:
-        return F.normalize(self.features(_normalise(images)), dim=-1)
+        """(N, 3, S, S) in [0, 1] -> (N, D) L2-normalised, on the images' device (the model may be on a GPU)."""
+        weight = next(self.parameters())
+        features = self.features(_normalise(images.to(device=weight.device, dtype=weight.dtype)))
+        return F.normalize(features.float(), dim=-1).to(images.device)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.features(_normalise(images))
@@ -116,6 +121,14 @@ def build_model(architecture: str, **arguments) -> Embedder:
         return MODELS[architecture](**arguments)
     except TypeError as error:
         raise ValueError(f"bad arguments for '{architecture}': {error}") from None
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """"auto" (the default, or $POKEDEMO_DEVICE): CUDA when present, else the CPU; or a torch device name."""
+    name = name or os.environ.get("POKEDEMO_DEVICE", "auto")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -27,10 +27,11 @@ from tqdm import tqdm
 from . import distributed
 from .augment import augment
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data.external import TrainData, folder_images, load_train_data
+from .data.external import TrainData, image_files, load_train_data
+from .data.stream import BalancedBatches, FolderImages, in_order, loader, unlabeled_batches
 from .fewshot import mean_ci95
 from .losses import distillation_loss, kd_kl, supcon_loss
-from .models import NORMALISATION, TrainingHeads, build_model, count_parameters, embed_array, to_tensor
+from .models import NORMALISATION, TrainingHeads, build_model, count_parameters, embed_array, pick_device
 from .render import make_backgrounds, render
 from .tracks import TRACKS, TrackImages, track_accuracies
 
@@ -56,24 +57,11 @@ class TrainConfig:
     seed: int = 0
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def learning_rate(config: TrainConfig, step: int, total: int, per_epoch: int) -> float:
     warmup = config.warmup_epochs * per_epoch
     if step < warmup:
         return config.lr * (step + 1) / warmup
     return config.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
-def balanced_batch(labels_by_class: list[np.ndarray], config: TrainConfig, rng: np.random.Generator) -> np.ndarray:
-    """P classes x K images (with replacement only when a class has fewer than K)."""
-    classes = rng.choice(len(labels_by_class), min(config.classes_per_batch, len(labels_by_class)), replace=False)
-    return np.concatenate([rng.choice(labels_by_class[c], config.images_per_class,
-                                      replace=len(labels_by_class[c]) < config.images_per_class) for c in classes])
 
 
 def validate(model, data: TrainData, config: TrainConfig, cache: dict) -> dict[str, float]:
@@ -167,12 +155,12 @@ def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path | No
 
 def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: torch.device,
            ranks: distributed.Ranks) -> Path | None:
-    if ranks.world_size > 1 and args.unlabeled:
-        raise ValueError("--unlabeled is not supported under torchrun yet: train on one process")
     data = load_train_data(args.data, args.image_size)
     run_dir = Path(args.run_dir or f"runs/{kind}")
     run_dir.mkdir(parents=True, exist_ok=True)
     n_classes = len(data.classes)
+    cuda = device.type == "cuda"
+    amp = args.amp == "on" or (args.amp == "auto" and cuda)         # bf16 autocast: on CUDA unless --amp off
     teacher = teacher_card = None
     if kind == "teacher":
         arguments = {"n_classes": n_classes}
@@ -190,27 +178,43 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
     if args.init:  # start from trained weights (e.g. the clean teacher) instead of random ones
         initial, _ = load_checkpoint(args.init)
         model.load_state_dict({k: v.float() for k, v in initial.state_dict().items()})
+    if cuda:  # channels-last: the layout CUDA's convolution kernels prefer
+        model.to(memory_format=torch.channels_last)
+        if teacher is not None:
+            teacher.to(memory_format=torch.channels_last)
     engine = distributed.wrap(TrainStep(model, heads, kind), ranks, device)
+    if args.compile:
+        engine = torch.compile(engine)
     optimiser = torch.optim.AdamW(list(model.parameters()) + list(heads.parameters()),
                                   lr=config.lr, weight_decay=config.weight_decay)
-    images = to_tensor(data.images)                                            # (N, 3, S, S) in [0, 1]
-    labels = torch.from_numpy(data.labels)
-    alpha = torch.from_numpy(data.alpha)[:, None]                              # (N, 1, S, S) uint8
-    unlabeled = to_tensor(folder_images(Path(args.unlabeled), data.image_size)[0]) if args.unlabeled else None
+    train_set = data.dataset()                # the arrays in memory, or the files of a folder read by workers
+    n_images = len(train_set)
+    per_epoch = config.steps_per_epoch or max(1, n_images // (config.classes_per_batch * config.images_per_class))
+    batches = BalancedBatches(data.labels, config.classes_per_batch, config.images_per_class, per_epoch, config.seed,
+                              ranks.rank, ranks.world_size)
+    steps = loader(train_set, batches, args.workers, pin_memory=cuda)
+    unlabeled_set = FolderImages(image_files(Path(args.unlabeled)), None, data.image_size) if args.unlabeled else None
     teacher_logits = teacher_embeddings = None
     if teacher is not None:
         # Teacher targets on clean images, computed once (by rank 0, then shared): the student then trains at
-        # its own speed.
-        pool = images if unlabeled is None else torch.cat([images, unlabeled])
-        teacher_logits, teacher_embeddings = torch.empty(len(pool), n_classes), torch.empty(len(pool), teacher.embedding_dim)
+        # its own speed. Unlabeled images follow the training ones.
+        n_all = n_images + (len(unlabeled_set) if unlabeled_set is not None else 0)
+        teacher_logits, teacher_embeddings = torch.empty(n_all, n_classes), torch.empty(n_all, teacher.embedding_dim)
         if ranks.main:
+            logits, embeddings = [], []
             with torch.inference_mode():
-                feats = torch.cat([teacher(pool[i:i + 256].to(device)) for i in range(0, len(pool), 256)])
-                teacher_logits, teacher_embeddings = teacher.classifier(feats).cpu(), F.normalize(feats, dim=-1).cpu()
+                for dataset in [train_set] + ([unlabeled_set] if unlabeled_set is not None else []):
+                    for pictures, *_ in tqdm(in_order(dataset, 256, args.workers), desc="teacher targets",
+                                             unit="batch", file=sys.stderr):
+                        feats = teacher(_to_device(pictures.float().div_(255), device)).float()
+                        logits.append(teacher.classifier(feats).float().cpu())
+                        embeddings.append(F.normalize(feats, dim=-1).cpu())
+            teacher_logits, teacher_embeddings = torch.cat(logits), torch.cat(embeddings)
         teacher_logits = distributed.broadcast_from_main(teacher_logits.contiguous(), ranks)
         teacher_embeddings = distributed.broadcast_from_main(teacher_embeddings.contiguous(), ranks)
-    by_class = [np.flatnonzero(data.labels == c) for c in range(n_classes)]
-    per_epoch = config.steps_per_epoch or max(1, len(images) // (config.classes_per_batch * config.images_per_class))
+    unlabeled = unlabeled_batches(unlabeled_set, max(1, config.classes_per_batch * config.images_per_class
+                                                     // ranks.world_size // 2), config.seed, ranks.rank,
+                                  ranks.world_size, args.workers, cuda) if unlabeled_set is not None else None
     total = per_epoch * config.epochs
     state_file, history_file, log_file = run_dir / "last.safetensors", run_dir / "state.json", run_dir / "log.jsonl"
     history = {"epoch": 0, "best": -1.0, "seconds": 0.0}
@@ -223,38 +227,42 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
     val_cache: dict = {}
     for epoch in range(history["epoch"], config.epochs):
         started = time.perf_counter()
-        rng = np.random.default_rng(config.seed * 1000 + epoch)   # the same global batches on every rank
+        batches.set_epoch(epoch)   # the same global batches on every rank
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch + 7919 * ranks.rank)  # own views
         # a fresh bank of training backgrounds each epoch (the train pool: never the val or test ones)
         backgrounds = make_backgrounds("train", 1024, 80, seed=epoch) if config.render_p > 0 else None
         model.train(), heads.train()
         losses = []
-        bar = tqdm(range(per_epoch), desc=f"{kind} epoch {epoch + 1}/{config.epochs}", unit="step", file=sys.stderr,
+        bar = tqdm(steps, desc=f"{kind} epoch {epoch + 1}/{config.epochs}", unit="step", file=sys.stderr,
                    disable=not ranks.main)
-        for step in bar:
+        for step, (pictures, alpha, batch_labels, index) in enumerate(bar):
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(config, epoch * per_epoch + step, total, per_epoch)
-            index = distributed.my_share(torch.from_numpy(balanced_batch(by_class, config, rng)), ranks)
-            batch = training_views(images[index], alpha[index].float() / 255, config, backgrounds, generator).to(device)
-            batch_labels = labels[index].to(device)
-            features, projected, logits, to_teacher = engine(batch)            # (B, D), (B, 1, P), (B, C)
-            if kind == "teacher":
-                loss = supcon_loss(projected, batch_labels, config.supcon_temperature) + \
-                    config.ce_weight * F.cross_entropy(logits, batch_labels, label_smoothing=0.1)
-            else:
-                target_logits, target_embeddings = teacher_logits[index].to(device), teacher_embeddings[index].to(device)
-                if config.teacher_view == "same":  # the teacher sees the student's (possibly corrupted) view
-                    with torch.inference_mode():
-                        feats = teacher(batch)
-                        target_logits, target_embeddings = teacher.classifier(feats), F.normalize(feats, dim=-1)
-                loss = distillation_loss(logits, target_logits, projected,
-                                         batch_labels, config.alpha, config.temperature, config.supcon_temperature,
-                                         to_teacher, target_embeddings, config.beta)
-                if unlabeled is not None:  # unlabeled images learn from the teacher's outputs alone
-                    pick = torch.from_numpy(rng.choice(len(unlabeled), len(index) // 2))
-                    u_features = model(augment(unlabeled[pick], generator=generator).to(device))
-                    loss = loss + config.alpha * kd_kl(heads.classifier(u_features), teacher_logits[pick + len(images)].to(device),
-                                                       config.temperature)
+            batch = _to_device(training_views(pictures.float().div_(255), alpha.float().div_(255), config, backgrounds,
+                                              generator), device)
+            batch_labels = batch_labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                features, projected, logits, to_teacher = engine(batch)          # (B, D), (B, 1, P), (B, C)
+                if kind == "teacher":
+                    loss = supcon_loss(projected.float(), batch_labels, config.supcon_temperature) + \
+                        config.ce_weight * F.cross_entropy(logits.float(), batch_labels, label_smoothing=0.1)
+                else:
+                    target_logits, target_embeddings = teacher_logits[index].to(device), teacher_embeddings[index].to(device)
+                    if config.teacher_view == "same":  # the teacher sees the student's (possibly corrupted) view
+                        with torch.inference_mode():
+                            feats = teacher(batch).float()
+                            target_logits, target_embeddings = teacher.classifier(feats), F.normalize(feats, dim=-1)
+                    loss = distillation_loss(logits.float(), target_logits, projected.float(), batch_labels,
+                                             config.alpha, config.temperature, config.supcon_temperature,
+                                             None if to_teacher is None else to_teacher.float(), target_embeddings,
+                                             config.beta)
+                    if unlabeled is not None:  # unlabeled images learn from the teacher's outputs alone
+                        u_pictures, _, _, u_index = next(unlabeled)
+                        u_features = model(_to_device(augment(u_pictures.float().div_(255), generator=generator),
+                                                      device))
+                        loss = loss + config.alpha * kd_kl(heads.classifier(u_features).float(),
+                                                           teacher_logits[u_index + n_images].to(device),
+                                                           config.temperature)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -293,13 +301,24 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
             raise RuntimeError("the processes' weights differ: data-parallel training went out of step")
     model.load_state_dict(load_file(str(best_file)))
     history["world_size"] = ranks.world_size
-    return finish(kind, model.cpu(), heads, data, args, config, arguments, history, teacher_card)
+    return finish(kind, model.cpu().to(memory_format=torch.contiguous_format), heads, data, args, config, arguments,
+                  history, teacher_card)
+
+
+def _to_device(batch: Tensor, device: torch.device) -> Tensor:
+    """A batch on the training device: pinned and copied without waiting, channels-last, on CUDA."""
+    if device.type != "cuda":
+        return batch
+    return batch.pin_memory().to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
 
 def finish(kind, model, heads, data: TrainData, args, config: TrainConfig, arguments: dict, history: dict,
            teacher_card: dict | None) -> Path:
     """Write the selected model to --out with its card (base mean embedding for SimpleShot centring)."""
-    base_mean = embed_array(model, data.images).mean(dim=0)
+    model.eval()
+    with torch.inference_mode():
+        base_mean = torch.cat([model.embed(pictures.float().div_(255))
+                               for pictures, *_ in in_order(data.dataset(), 256, args.workers)]).mean(dim=0)
     card = {
         "architecture": "teacher" if kind == "teacher" else args.architecture, "arguments": arguments,
         "input_size": data.image_size, "normalisation": NORMALISATION, "embedding_dim": model.embedding_dim,
@@ -330,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unlabeled", help="student: a folder of unlabeled images to distil on as well")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes reading the images")
+    parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
+                        help="bf16 autocast: auto = on CUDA only")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the training step")
     parser.add_argument("--run-dir", help="per-epoch state and log (default runs/KIND)")
     parser.add_argument("--out", help="default checkpoints/KIND.safetensors")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.safetensors")

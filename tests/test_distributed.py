@@ -22,6 +22,7 @@ TINY = ["--steps-per-epoch", "2", "--classes-per-batch", "4", "--images-per-clas
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     make_image_folder(root / "folder", [(220, 30, 30), (30, 200, 30), (30, 30, 220), (200, 200, 30)])
+    make_image_folder(root / "unlabeled", [(120, 60, 200), (60, 160, 160)], per_class=5)
     return root
 
 
@@ -56,7 +57,7 @@ def test_the_same_seed_gives_the_same_weights_twice(folder):
     assert one.keys() == two.keys() and all((one[k] == two[k]).all() for k in one)
 
 
-def test_resume_under_torchrun_continues_the_epochs_and_a_student_distils(folder):
+def test_resume_under_torchrun_continues_the_epochs_and_a_student_distils_with_unlabeled_images(folder):
     run, teacher = folder / "runs" / "r", folder / "r.safetensors"
     torchrun("teacher", "--data", f"folder:{folder / 'folder'}", "--run-dir", str(run), "--out", str(teacher),
              "--epochs", "1")
@@ -66,6 +67,7 @@ def test_resume_under_torchrun_continues_the_epochs_and_a_student_distils(folder
     assert [json.loads(line)["epoch"] for line in (run / "log.jsonl").read_text().splitlines()] == [1, 2]
     student = folder / "s.safetensors"
     done = torchrun("student", "--teacher", str(teacher), "--data", f"folder:{folder / 'folder'}", "--run-dir",
-                    str(folder / "runs" / "s"), "--out", str(student), "--epochs", "1",
+                    str(folder / "runs" / "s"), "--out", str(student), "--epochs", "1", "--workers", "1",
+                    "--unlabeled", str(folder / "unlabeled"),   # each rank its own shard (DistributedSampler)
                     "--arguments", '{"widths": [16, 32], "strides": [2], "patch": 2}')
     assert "all 2 processes hold identical weights" in done.stdout and read_card(student)["world_size"] == 2

@@ -3,6 +3,7 @@ teacher then distilled student (with unlabeled images), resume, and a loadable c
 import json
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -80,3 +81,63 @@ def test_cifar10_binary_batches_are_read_at_28_pixels(tmp_path, monkeypatch):
 def test_missing_cifar10_says_where_to_put_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="cifar-10-binary.tar.gz"):
         cifar10_data(tmp_path)
+
+
+def test_an_image_folder_is_streamed_by_dataloader_workers_and_a_broken_file_gives_way(image_folder, capsys):
+    from pokedemo.data.external import load_train_data
+
+    folder = image_folder / "folder"
+    data = load_train_data(f"folder:{folder}", 32)
+    assert data.images is None and len(data.files) == len(data.labels) == 3 * 12 + 1 - len(data.val_labels)
+    assert data.val_images.shape[1:] == (32, 32, 3)            # only the held-out 10% are read up front
+    dataset = data.dataset()
+    broken = [k for k, f in enumerate(dataset.files) if f.name == "broken.png"]
+    if broken:                                                  # it may be held out instead
+        picture, _, label, _ = dataset[broken[0]]
+        assert picture.shape == (3, 32, 32) and label == 0 and "broken.png" in capsys.readouterr().out
+    out = image_folder / "w.safetensors"
+    assert train_main(["teacher", "--data", f"folder:{folder}", "--run-dir", str(image_folder / "runs" / "w"),
+                       "--out", str(out), "--workers", "2", *TINY]) == 0
+    assert load_checkpoint(out)[1]["species"] == ["class0", "class1", "class2"]
+
+
+def test_bf16_autocast_trains_when_asked_on_the_cpu(image_folder):
+    out = image_folder / "amp.safetensors"
+    assert train_main(["teacher", "--data", f"folder:{image_folder / 'folder'}", "--run-dir",
+                       str(image_folder / "runs" / "amp"), "--out", str(out), "--amp", "on", *TINY]) == 0
+    record = json.loads((image_folder / "runs" / "amp" / "log.jsonl").read_text().splitlines()[0])
+    assert np.isfinite(record["loss"]) and 0 <= record["val_5shot"] <= 1
+
+
+def test_balanced_batches_split_whole_classes_over_the_ranks_without_overlap():
+    from pokedemo.data.stream import BalancedBatches, unlabeled_batches
+
+    labels = np.repeat(np.arange(8), 5)
+    shares = [list(BalancedBatches(labels, 4, 2, 3, seed=1, rank=r, world_size=2)) for r in (0, 1)]
+    alone = list(BalancedBatches(labels, 4, 2, 3, seed=1))
+    for step in range(3):
+        assert shares[0][step] + shares[1][step] == alone[step]           # the same global batch, split
+        assert not {labels[i] for i in shares[0][step]} & {labels[i] for i in shares[1][step]}
+    with pytest.raises(ValueError, match="multiple of the processes"):
+        BalancedBatches(labels, 3, 1, 1, world_size=2)
+
+    class Numbers(torch.utils.data.Dataset):
+        def __len__(self):
+            return 20
+
+        def __getitem__(self, index):
+            return index
+
+    seen = [next(unlabeled_batches(Numbers(), 10, rank=r, world_size=2)).tolist() for r in (0, 1)]
+    assert len(seen[0]) == len(seen[1]) == 10 and not set(seen[0]) & set(seen[1])   # DistributedSampler shards
+
+
+def test_the_device_follows_pokedemo_device_and_embeddings_come_back_where_the_pictures_are(monkeypatch):
+    from pokedemo.models import build_model, pick_device
+
+    monkeypatch.setenv("POKEDEMO_DEVICE", "cpu")
+    assert pick_device().type == "cpu" and pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_model("student").eval()
+    with torch.inference_mode():
+        out = model.embed(torch.rand(2, 3, 64, 64))
+    assert out.device.type == "cpu" and torch.allclose(out.norm(dim=1), torch.ones(2))

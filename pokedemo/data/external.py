@@ -34,21 +34,37 @@ class TrainData:
     alpha: np.ndarray | None = None
     val_alpha: np.ndarray | None = None
     val_art: np.ndarray | None = None
+    files: list[Path] | None = None     # streamed data: the training images' files (images is then None)
 
     def __post_init__(self):
         opaque = lambda images: np.full(images.shape[:3], 255, dtype=np.uint8)
-        self.alpha = opaque(self.images) if self.alpha is None else self.alpha
+        if self.images is not None:
+            self.alpha = opaque(self.images) if self.alpha is None else self.alpha
         self.val_alpha = opaque(self.val_images) if self.val_alpha is None else self.val_alpha
 
+    def dataset(self):
+        """The training images as a Dataset: streamed from their files, or the arrays in memory."""
+        from .stream import ArrayImages, FolderImages
 
-def _holdout(images: np.ndarray, labels: np.ndarray, classes: list, data_hash: str, seed: int = 0) -> TrainData:
-    """For data without held-out classes: every class trains; 10% of each class's images are held out
-    for model selection (each image its own source)."""
+        if self.files is not None:
+            return FolderImages(self.files, self.labels, self.image_size)
+        return ArrayImages(self.images, self.alpha, self.labels)
+
+
+def _held_out(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(N,) bool: 10% of each class's images (at least 2), held out for model selection."""
     rng = np.random.default_rng(seed)
     held = np.zeros(len(labels), dtype=bool)
     for label in np.unique(labels):
         indices = np.flatnonzero(labels == label)
         held[rng.choice(indices, max(2, len(indices) // 10), replace=False)] = True
+    return held
+
+
+def _holdout(images: np.ndarray, labels: np.ndarray, classes: list, data_hash: str, seed: int = 0) -> TrainData:
+    """For data without held-out classes: every class trains; 10% of each class's images are held out
+    for model selection (each image its own source)."""
+    held = _held_out(labels, seed)
     return TrainData(images[~held], labels[~held], images[held], labels[held], np.flatnonzero(held),
                      classes, data_hash, images.shape[1])
 
@@ -66,9 +82,18 @@ def sprite_data(config: DataConfig = DataConfig(), root: Path | None = None) -> 
                      is_art[val.source])
 
 
-def folder_images(folder: Path, image_size: int) -> tuple[np.ndarray, list[Path]]:
-    """Every readable image under folder, preprocessed; unreadable files are skipped with a message."""
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under folder (by suffix), sorted; nothing is read."""
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no images under {folder}")
+    return files
+
+
+def folder_images(folder: Path | list[Path], image_size: int) -> tuple[np.ndarray, list[Path]]:
+    """Every readable image under folder (or of a list of files), preprocessed; unreadable files are skipped
+    with a message."""
+    files = image_files(folder) if isinstance(folder, (str, Path)) else folder
     images, kept = [], []
     for file in tqdm(files, desc=f"reading {folder}", unit="img"):
         try:
@@ -82,13 +107,21 @@ def folder_images(folder: Path, image_size: int) -> tuple[np.ndarray, list[Path]
 
 
 def folder_data(folder: Path, image_size: int = 64) -> TrainData:
-    """An ImageFolder: one sub-folder per class."""
-    images, files = folder_images(folder, image_size)
+    """An ImageFolder (one sub-folder per class), streamed: only the held-out 10% for model selection are
+    read here; the training images are read by DataLoader workers while training runs (`TrainData.dataset`)."""
+    folder = Path(folder)
+    files = [f for f in image_files(folder) if len(f.relative_to(folder).parts) > 1]
     names = sorted({f.relative_to(folder).parts[0] for f in files})
     if len(names) < 2:
         raise ValueError(f"{folder} needs one sub-folder per class (found {len(names)} classes)")
     labels = np.asarray([names.index(f.relative_to(folder).parts[0]) for f in files])
-    return _holdout(images, labels, names, f"folder:{Path(folder).resolve()}:{len(files)}")
+    held = _held_out(labels)
+    val_files = [f for f, h in zip(files, held) if h]
+    val_images, kept = folder_images(val_files, image_size)
+    val_labels = np.asarray([names.index(f.relative_to(folder).parts[0]) for f in kept])
+    return TrainData(None, labels[~held], val_images, val_labels, np.arange(len(kept)), names,
+                     f"folder:{folder.resolve()}:{len(files)}", image_size,
+                     files=[f for f, h in zip(files, held) if not h])
 
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
