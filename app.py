@@ -170,6 +170,15 @@ def thresholds(use_none: bool) -> dict:
     return {"teacher": teacher, "teacher+fine-tune": teacher, "student": student, "student+fine-tune": student}
 
 
+def none_info() -> str:
+    """The thresholds behind "none of these", as the page states them."""
+    limits = thresholds(True)
+    if not limits.get("teacher") or not limits.get("student"):
+        return "no thresholds in the model cards (python -m pokedemo.bench none-threshold --record)"
+    return (f"below a similarity of {limits['teacher']:.2f} (teacher) / {limits['student']:.2f} (student) to the "
+            "nearest star: chosen on the val species to keep 95% of the pictures of a task's own classes")
+
+
 def draw_maps(result: TaskResult | None, method: str, parameter: float, seed: int, thumbnails: bool):
     """Teacher | student maps of one task (the student's with its fine-tuning slider)."""
     if result is None:
@@ -275,11 +284,7 @@ def classify_webcam(frame, result: TaskResult | None, use_none: bool) -> str:
         return "Run a task first: the webcam answers with the student you fine-tuned on your task."
     key, probabilities, similarity = classify_picture(MODELS, result, to_model_image(Image.fromarray(frame),
                                                                                        MODELS.image_size))
-    limit = thresholds(use_none).get(key)
-    order = np.argsort(-probabilities)[:3]
-    top = ", ".join(f"{html.escape(result.class_names[k])} {probabilities[k]:.0%}" for k in order)
-    answer = report_html.NONE_TEXT if limit is not None and similarity < limit else result.class_names[order[0]]
-    return f"<p class='webcam-answer'><b>{html.escape(answer)}</b></p><p>top 3: {top}</p>"
+    return report_html.single_answer(result.class_names, probabilities, similarity, thresholds(use_none).get(key))
 
 
 def _read_task(support_groups: list[list[tuple]], query_items: list[tuple]):
@@ -382,6 +387,7 @@ def measure_here():
     return "\n".join(lines)
 
 
+NONE_INFO = none_info()
 CSS = (ASSETS_DIR / "page.css").read_text(encoding="utf-8")
 HEAD = f"<script>{(ASSETS_DIR / 'page.js').read_text(encoding='utf-8')}</script>"
 LAUNCH = dict(allowed_paths=[str(GALLERY_DIR), str(ASSETS_DIR / "how")], css=CSS, head=HEAD, max_file_size="10mb", show_error=True)
@@ -405,7 +411,8 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
                               min_width=200)
             with gr.Column(min_width=220, scale=1):
                 photo_queries = gr.Checkbox(label="test pictures as phone photos", elem_id="photo-queries")
-                use_none = gr.Checkbox(label='answer "none of these" when far from every class', elem_id="use-none")
+                use_none = gr.Checkbox(label='answer "none of these" when far from every class', elem_id="use-none",
+                                       info=NONE_INFO)
         status = gr.Markdown("Loading the example task...", elem_id="status")
         with gr.Row(elem_id="results"):
             with gr.Column(scale=3, min_width=340):

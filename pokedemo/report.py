@@ -138,6 +138,15 @@ def results_csv(result: TaskResult, thresholds: dict[str, float | None] | None =
     return out.getvalue()
 
 
+def single_answer(class_names: list[str], probabilities: np.ndarray, similarity: float,
+                  threshold: float | None = None) -> str:
+    """One picture's answer (the webcam's) in large type, with its top 3."""
+    order = np.argsort(-probabilities)[:3]
+    top = ", ".join(f"{escape(class_names[k])} {probabilities[k]:.0%}" for k in order)
+    answer = NONE_TEXT if threshold is not None and similarity < threshold else class_names[order[0]]
+    return f"<p class='webcam-answer'><b>{escape(answer)}</b></p><p>top 3: {top}</p>"
+
+
 def markdown_sections(text: str, folder: Path) -> list[tuple[str, str]]:
     """A markdown page cut at its pictures, for a page that shows pictures as components: [("text", markdown) |
     ("image", path)], picture paths resolved from `folder`. Links to other local .md pages keep their words only

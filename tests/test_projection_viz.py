@@ -34,9 +34,13 @@ def test_the_embedding_figure_draws_roles_mistakes_and_thumbnails():
     mistakes = np.array([False, False, True, False, False, False])
     thumbs = [np.zeros((8, 8, 3), np.uint8)] * 4 + [None, None]
     figure = embedding_figure(coords, labels, role, ["a", "b"], [str(i) for i in range(6)], mistakes, "t", thumbs)
-    names = [trace.name for trace in figure.data]
-    assert "a (support)" in names and "b (prototype)" in names and "mistake" in names
-    assert figure.data[names.index("a (prototype)")].marker.symbol == "star"
+    symbols = {(trace.name, trace.marker.symbol) for trace in figure.data}
+    assert symbols == {("a", "circle"), ("b", "circle"), ("a", "star"), ("b", "star")}
+    assert len(figure.data) == 6                                 # a trace per class and role
+    query_a = next(t for t in figure.data if t.name == "a" and t.marker.size == 9)
+    assert list(query_a.marker.line.color) == ["#d00000"]       # the wrong answer: a red ring, the one mistake colour
+    assert all("#d00000" not in list(t.marker.line.color) for t in figure.data if t is not query_a)
+    assert "#d62728" not in [t.marker.color for t in figure.data]  # no class is drawn in red
     assert len(figure.layout.images) == 4
 
 
