@@ -28,7 +28,7 @@ def _answers(result: TaskResult, embeddings: np.ndarray, mean: torch.Tensor | No
 
 
 def task_maps(result: TaskResult, method: str, parameter: float, seed: int, thumbnails: bool = False,
-              student_mean: torch.Tensor | None = None, snapshot_every: int = 5, height: int = 400):
+              student_mean: torch.Tensor | None = None, snapshot_every: int = 5, height: int = 380):
     """(teacher figure, student figure) of one task. The student's figure is the fine-tuned student when
     there is one, with a slider over its fine-tuning snapshots (unless the pictures are drawn)."""
     teacher = map_points(result, "teacher")
