@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -176,7 +177,8 @@ def none_info() -> str:
     if not limits.get("teacher") or not limits.get("student"):
         return "no thresholds in the model cards (python -m pokedemo.bench none-threshold --record)"
     return (f"below a similarity of {limits['teacher']:.2f} (teacher) / {limits['student']:.2f} (student) to the "
-            "nearest star: chosen on the val species to keep 95% of the pictures of a task's own classes")
+            "nearest star; chosen on the val species, where it kept 95% of the sprites of a 5-way 5-shot task's "
+            "own classes (fewer pictures per class or photos: it says none more often)")
 
 
 def draw_maps(result: TaskResult | None, method: str, parameter: float, seed: int, thumbnails: bool):
@@ -218,7 +220,7 @@ def run(n_way, steps, tune_teacher, photo_queries, task_seed, use_none, request:
             raise ValueError(f"the task seed must be between 0 and {projection.MAX_SEED}, got {task_seed}")
         plan = plan_task(_slots(n_way, names, galleries, tests), [(p, *_truth(p)) for p in _paths(queries)])
     except ValueError as error:
-        raise gr.Error(str(error)) from None
+        raise gr.Error(html.escape(str(error))) from None
     supports, query_pictures, problems = _read_task(plan.supports, plan.queries)
     if photo_queries:  # gallery queries as phone photos (uploads stay as they are)
         query_pictures = photo_like(query_pictures, [_alpha(q.path) for q in query_pictures], int(task_seed or 0))
@@ -292,10 +294,10 @@ def _read_task(support_groups: list[list[tuple]], query_items: list[tuple]):
     supports, problems = [], []
     for items in support_groups:
         pictures, bad = read_pictures(items, MODELS.image_size)
-        supports.append(pictures)
+        supports.append([replace(p, alpha=_alpha(p.path)) for p in pictures])  # a gallery sprite's mask
         problems += bad
     queries, bad = read_pictures(query_items, MODELS.image_size)
-    return supports, queries, problems + bad
+    return supports, [replace(q, alpha=_alpha(q.path)) for q in queries], problems + bad
 
 
 def classify_api(support_files, support_labels: str, query_files, steps: float = 5, maps: bool = False):
@@ -321,6 +323,8 @@ def classify_api(support_files, support_labels: str, query_files, steps: float =
                                                   for name in classes], [(p, None, "upload") for p in query_paths])
     finally:
         SESSIONS.end(call)
+    problems += [f"class '{name}' has {len(pictures)} pictures: the first {MAX_SHOT} were used"
+                 for name, pictures in zip(classes, supports) if len(pictures) > MAX_SHOT]
     try:
         result = run_task(MODELS, classes, supports, queries, int(steps), snapshot_every=0)
     except ValueError as error:

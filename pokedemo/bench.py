@@ -26,7 +26,7 @@ from .config import CHECKPOINT_DIR, EpisodeConfig
 from .data.dataset import EpisodeSampler, SpriteDataset, split_species
 from .fewshot import centre, compute_prototypes, mean_ci95
 from .models import build_model, embed_array, pick_device
-from .tracks import TRACKS, TrackImages, track_accuracies
+from .tracks import SUPPORT_VIEWS, TRACKS, TrackImages, track_accuracies
 
 MODEL_NAMES = ("pixels", "random-student", "paper-student", "student", "teacher")
 
@@ -68,10 +68,11 @@ def track_images(dataset: SpriteDataset) -> TrackImages:
 
 def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, checkpoint: Path | None = None,
                  centre: bool = True, dataset: SpriteDataset | None = None, tracks=("clean",),
-                 rendered: dict | None = None, device: str = "cpu") -> list[dict]:
+                 rendered: dict | None = None, device: str = "cpu", views: int = SUPPORT_VIEWS) -> list[dict]:
     """Benchmark rows of one model on each track, the model loaded and each view embedded once. rendered: a
     dict shared between calls on the same dataset, which keeps the photo-like pictures (they do not depend on
-    the model) so they are rendered once."""
+    the model) so they are rendered once. views: photo-like views per support behind the photo-ready
+    prototypes (the page's method, `tracks.track_accuracies`); 0 for plain prototypes."""
     dataset = dataset or SpriteDataset.load().subset(split_species()["novel"])
     started = time.perf_counter()
     embed, mean, _ = model_embedder(name, checkpoint, centre, device)
@@ -81,10 +82,10 @@ def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, ch
     for track in tracks:
         for n_shot in shots:
             accuracies = track_accuracies(embed, track_images(dataset), track, n_shot, episodes, seed, mean,
-                                          pool="test", cache=cache)
+                                          pool="test", cache=cache, views=views)
             accuracy, ci95 = mean_ci95(accuracies)
-            rendered.update({k: v for k, v in cache.items() if k == "photo_images"})
-            rows.append({"model": name, "track": track, "n_way": 5, "n_shot": n_shot,
+            rendered.update({k: v for k, v in cache.items() if k in ("photo_images", "view_images")})
+            rows.append({"model": name, "track": track, "n_way": 5, "n_shot": n_shot, "support_views": views,
                          "n_query": 1 if track == "art" else 15, "episodes": episodes, "seed": seed,
                          "accuracy": accuracy, "ci95": ci95, "seconds": round(time.perf_counter() - started, 2)})
             started = time.perf_counter()
@@ -164,7 +165,8 @@ def card_scores(rows: list[dict]) -> dict:
     track = lambda r: "" if r.get("track", "clean") == "clean" else r["track"].replace("-", "_") + "_"
     return {f"novel_{track(r)}{r['n_way']}way_{r['n_shot']}shot": {"accuracy": round(r["accuracy"], 4),
                                                          "ci95": round(r["ci95"], 4),
-                                                         "episodes": r["episodes"], "seed": r["seed"]}
+                                                         "episodes": r["episodes"], "seed": r["seed"],
+                                                         "support_views": r.get("support_views", 0)}
             for r in rows}
 
 
@@ -187,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     few.add_argument("--episodes", type=int, default=600)
     few.add_argument("--seed", type=int, default=0)
     few.add_argument("--no-centre", dest="centre", action="store_false", help="skip SimpleShot centring")
+    few.add_argument("--support-views", type=int, default=SUPPORT_VIEWS,
+                     help="photo-like views per support for photo queries (0: plain prototypes)")
     few.add_argument("--threads", type=int, default=2)
     few.add_argument("--device", default=None, help="auto (CUDA when present; the default, or $POKEDEMO_DEVICE) | cpu | cuda")
     few.add_argument("--json", type=Path, help="write the rows as JSON here")
@@ -224,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             novel = SpriteDataset.load().subset(split_species()["novel"])
             for name in args.model or MODEL_NAMES:
                 model_rows = fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint, args.centre,
-                                          novel, args.track or ["clean"], rendered, str(pick_device(args.device)))
+                                          novel, args.track or ["clean"], rendered, str(pick_device(args.device)),
+                                          args.support_views)
                 if args.record and name not in ("pixels", "random-student"):
                     record_scores(args.checkpoint or CHECKPOINT_DIR / f"{name}.safetensors", card_scores(model_rows),
                                   "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv))

@@ -28,6 +28,14 @@ class Ranks:
         return self.rank == 0
 
 
+def local_device(device: torch.device) -> torch.device:
+    """Under torchrun on CUDA, this process's own GPU (cuda:LOCAL_RANK, made current); else `device`."""
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    return device
+
+
 def setup(device: torch.device) -> Ranks:
     """Join the process group torchrun describes (one process: Ranks(0, 1), nothing started)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -36,6 +44,11 @@ def setup(device: torch.device) -> Ranks:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Ranks(dist.get_rank(), dist.get_world_size())
+
+
+def _on_backend(tensor: Tensor) -> Tensor:
+    """NCCL moves CUDA tensors only: a CPU tensor goes to this process's GPU for a collective."""
+    return tensor.cuda() if dist.get_backend() == "nccl" else tensor
 
 
 def shutdown(ranks: Ranks) -> None:
@@ -51,7 +64,9 @@ def barrier(ranks: Ranks) -> None:
 def broadcast_from_main(tensor: Tensor, ranks: Ranks) -> Tensor:
     """rank 0's tensor on every rank (the others pass a tensor of the same shape and dtype to fill)."""
     if ranks.world_size > 1:
-        dist.broadcast(tensor, src=0)
+        moved = _on_backend(tensor)
+        dist.broadcast(moved, src=0)
+        return moved.to(tensor.device)
     return tensor
 
 
@@ -78,6 +93,6 @@ def weights_agree(module: nn.Module, ranks: Ranks) -> bool:
         return True
     flat = torch.cat([p.detach().float().flatten().cpu() for p in module.parameters()])
     reference = broadcast_from_main(flat.clone(), ranks)
-    same = torch.tensor([int(torch.equal(flat, reference))])
+    same = _on_backend(torch.tensor([int(torch.equal(flat, reference))]))
     dist.all_reduce(same, op=dist.ReduceOp.MIN)
     return bool(same.item())

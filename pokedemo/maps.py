@@ -49,7 +49,8 @@ def task_maps(result: TaskResult, method: str, parameter: float, seed: int, thum
             points = map_points(result, key, embeddings, answers)
             series.append(points["embeddings"])
             wrong.append(points["mistakes"])
-            names.append("before fine-tuning" if index == 0 else f"after {index * snapshot_every} steps")
+            step = result.snapshot_steps[index] if index < len(result.snapshot_steps) else index * snapshot_every
+            names.append("before fine-tuning" if step == 0 else f"after {step} steps")
     maps = projection.project_aligned(series, method, parameter, seed, reference=teacher_xy)
     title = "student (93k parameters)" + (", fine-tuned on your pictures" if key != "student" else "")
     figures.append(viz.embedding_figure(maps[-1], final["labels"], final["role"], result.class_names, final["hover"],

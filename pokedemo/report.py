@@ -15,6 +15,7 @@ from .task import MODEL_LABELS, NONE, TaskResult
 from .viz import png_data_uri
 
 NONE_TEXT = "none of these"
+OUTSIDE_TEXT = "not in the task"   # a picture of a species no class shows
 SHORT = {"teacher": "T", "student": "S", "student+fine-tune": "S+ft", "teacher+fine-tune": "T+ft"}
 LEGEND_HTML = ("<div class='map-legend'><b>On the maps:</b> each colour is a class; "
                "<span class='key support'></span> big circle: a picture the model learned from (support); "
@@ -27,6 +28,11 @@ def models_of(result: TaskResult) -> list[str]:
     return [k for k in MODEL_LABELS if k in result.probabilities]
 
 
+def _truth_text(result: TaskResult, truth: int | None, html: bool = True) -> str:
+    text = "class not known" if truth is None else OUTSIDE_TEXT if truth == NONE else result.class_names[truth]
+    return escape(text) if html else text
+
+
 def _answer_text(result: TaskResult, k: int) -> str:
     return NONE_TEXT if k == NONE else result.class_names[k]
 
@@ -34,12 +40,12 @@ def _answer_text(result: TaskResult, k: int) -> str:
 def accuracy_line(result: TaskResult, thresholds: dict[str, float | None] | None = None) -> str:
     """One sentence: each model's accuracy on the test pictures whose class is known."""
     thresholds = thresholds or {}
-    known = sum(t is not None for t in result.query_labels)
+    known = sum(result.judged(next(iter(thresholds.values()), None)))
     if not known:
         return ("<p class='accuracy'>No test picture has a known class, so there is no accuracy: add test pictures "
                 "to a class, or gallery pictures of the task's species.</p>")
     parts = [f"{MODEL_LABELS[k]} <b>{result.accuracy(k, thresholds.get(k)):.0%}</b>" for k in models_of(result)]
-    return f"<p class='accuracy'>Right on the {known} test pictures whose class is known: {', '.join(parts)}.</p>"
+    return f"<p class='accuracy'>Right on the {known} test pictures whose answer is known: {', '.join(parts)}.</p>"
 
 
 def predictions_grid(result: TaskResult, thresholds: dict[str, float | None] | None = None) -> str:
@@ -54,12 +60,12 @@ def predictions_grid(result: TaskResult, thresholds: dict[str, float | None] | N
         lines = []
         for key in models:
             k = int(answers[key][i])
-            wrong = truth is not None and k != truth
+            wrong = result.judged(thresholds.get(key))[i] and k != truth
             confidence = "" if k == NONE else f" {result.probabilities[key][i, k]:.0%}"
             lines.append(f"<div class='answer {'mistake' if wrong else 'ok'}' title='{MODEL_LABELS[key]}'>"
                          f"<span class='who'>{SHORT[key]}</span> {'<b>wrong:</b> ' if wrong else ''}"
                          f"{escape(_answer_text(result, k))}{confidence}</div>")
-        true_text = escape(result.class_names[truth]) if truth is not None else "class not known"
+        true_text = _truth_text(result, truth)
         cells.append(f"<div class='cell'><img src='{png_data_uri(picture.image, 56)}' alt='{escape(picture.name)}'"
                      f" title='{escape(picture.name)} ({escape(picture.source)})'/><div class='truth'>{true_text}</div>"
                      f"{''.join(lines)}</div>")
@@ -78,7 +84,7 @@ def confusion(result: TaskResult, key: str, threshold: float | None = None) -> n
     n_way = len(result.class_names)
     matrix = np.zeros((n_way, n_way + 1), dtype=np.int64)
     for truth, answer in zip(result.query_labels, result.answers(key, threshold)):
-        if truth is not None:
+        if truth is not None and truth != NONE:
             matrix[truth, n_way if answer == NONE else answer] += 1
     return matrix
 
@@ -92,10 +98,10 @@ def details_html(result: TaskResult, thresholds: dict[str, float | None] | None 
     for i, picture in enumerate(result.pictures[result.n_support:]):
         truth = result.query_labels[i]
         cells = [f"<td><img src='{png_data_uri(picture.image, 40)}' alt=''/> {escape(picture.name)}</td>",
-                 f"<td>{names[truth] if truth is not None else '?'}</td>"]
+                 f"<td>{_truth_text(result, truth)}</td>"]
         for key in models:
             k = int(result.answers(key, thresholds.get(key))[i])
-            wrong = truth is not None and k != truth
+            wrong = result.judged(thresholds.get(key))[i] and k != truth
             cells.append(f"<td class='{'mistake' if wrong else 'ok'}'>{'<b>wrong:</b> ' if wrong else ''}"
                          f"{escape(_answer_text(result, k))}<br><small>top 3: {_top3(result, key, i)}</small></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -128,14 +134,19 @@ def results_csv(result: TaskResult, thresholds: dict[str, float | None] | None =
                                                            for c in ("answer", "confidence", "top 3")])
     for i, picture in enumerate(result.pictures[result.n_support:]):
         truth = result.query_labels[i]
-        row = [picture.name, picture.source, "" if truth is None else result.class_names[truth]]
+        row = [picture.name, picture.source, "" if truth is None else _truth_text(result, truth, html=False)]
         for key in models:
             k = int(result.answers(key, thresholds.get(key))[i])
             order = np.argsort(-result.probabilities[key][i])[:3]
             row += [_answer_text(result, k), f"{result.probabilities[key][i].max():.4f}",
                     "; ".join(f"{result.class_names[j]} {result.probabilities[key][i, j]:.4f}" for j in order)]
-        writer.writerow(row)
+        writer.writerow([_cell(value) for value in row])
     return out.getvalue()
+
+
+def _cell(value: str) -> str:
+    """A CSV cell a spreadsheet shows as text: visitors' names starting with = + - @ are not run as formulas."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def single_answer(class_names: list[str], probabilities: np.ndarray, similarity: float,

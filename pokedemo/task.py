@@ -11,12 +11,13 @@ from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .checkpoint import base_mean, save_checkpoint
-from .fewshot import FineTuneConfig, centre, classify, compute_prototypes, fine_tune, reindex_labels
-from .images import load_image, to_model_image
+from .fewshot import FineTuneConfig, centre, compute_prototypes, fine_tune, reindex_labels, similarities
+from .images import is_photo, load_image, to_model_image
 from .models import Embedder, to_tensor
-from .tracks import render_pictures
+from .tracks import render_pictures, support_views
 
 MAX_WAY, MAX_SHOT, MAX_QUERY = 10, 10, 50
 MAX_STEPS = 100                       # fine-tuning steps a visitor may ask for
@@ -24,6 +25,7 @@ MAX_SUPPORT_FILES = 20                # pictures in one class slot (the first MA
 MAX_CALL_BYTES = 100 * 1024 * 1024    # their bytes together, counted before decoding
 MAX_FINE_TUNE_SECONDS = 20.0          # a fine-tuning run stops here whatever the steps
 NONE = -1                             # the answer "none of these"
+TEMPERATURE = 0.1                     # prototype logits: cosine / TEMPERATURE, as everywhere (fewshot.classify)
 MODEL_LABELS = {"teacher": "teacher", "student": "student", "student+fine-tune": "fine-tuned student",
                 "teacher+fine-tune": "fine-tuned teacher"}
 
@@ -72,6 +74,7 @@ class Picture:
     source: str = "upload"
     path: str = ""             # where it was read from
     label: int | None = None   # a query's true class in the task (index into its class names), when known
+    alpha: np.ndarray | None = None  # (S, S) uint8 mask of a sprite (gallery pictures): it can be rendered
 
 
 def read_pictures(files: list[tuple], image_size: int) -> tuple[list[Picture], list[str]]:
@@ -142,8 +145,12 @@ def plan_task(slots: list[Slot], queries: list[tuple[str, str | None, str]]) -> 
         for _, species, _ in slot.supports[:MAX_SHOT]:
             if species is not None:
                 owner.setdefault(species, set()).add(index)
-    planned = [(path, species, source, next(iter(owner[species])) if len(owner.get(species, ())) == 1 else None)
-               for path, species, source in queries]
+    def truth(species):  # the one class showing the species; NONE for a known species no class shows
+        if species is None or len(owner.get(species, ())) > 1:
+            return None
+        return next(iter(owner[species])) if species in owner else NONE
+
+    planned = [(path, species, source, truth(species)) for path, species, source in queries]
     planned += [(path, species, source, index) for index, (_, slot) in enumerate(kept)
                 for path, species, source in slot.tests]
     return TaskPlan(names, [list(slot.supports[:MAX_SHOT]) for _, slot in kept], planned, notes)
@@ -193,10 +200,13 @@ class TaskResult:
     probabilities: dict[str, np.ndarray]       # model -> (n_query, n_way)
     similarities: dict[str, np.ndarray] = field(default_factory=dict)  # model -> (n_query,) cosine to the nearest prototype
     snapshots: list[np.ndarray] = field(default_factory=list)  # student during fine-tuning
+    snapshot_steps: list[int] = field(default_factory=list)    # the fine-tuning step of each snapshot
     fine_tune_seconds: float = 0.0
     cancelled: bool = False
     timed_out: bool = False                    # fine-tuning stopped at MAX_FINE_TUNE_SECONDS
     tuned_student: torch.nn.Module | None = None  # the visitor's private fine-tuned copy (download, webcam)
+    view_images: np.ndarray | None = None      # (K, n_support, S, S, 3): the supports rendered photo-like
+    photo_queries: np.ndarray | None = None    # (n_query,) bool: queries that are photos (`is_photo`)
 
     @property
     def n_support(self) -> int:
@@ -213,23 +223,54 @@ class TaskResult:
             chosen = np.where(self.similarities[model] < threshold, NONE, chosen)
         return chosen
 
+    def judged(self, threshold: float | None = None) -> list[bool]:
+        """Which queries count for accuracy: those whose class is known, and the pictures of species outside
+        the task (truth NONE) only when "none of these" can be answered (a threshold)."""
+        return [t is not None and (t != NONE or threshold is not None) for t in self.query_labels]
+
     def accuracy(self, model: str, threshold: float | None = None) -> float | None:
-        """Accuracy over the queries whose true class is known (None when there is none); "none of these"
-        counts as wrong."""
-        known = [(int(p), t) for p, t in zip(self.answers(model, threshold), self.query_labels) if t is not None]
-        return float(np.mean([p == t for p, t in known])) if known else None
+        """Accuracy over the judged queries (None when there is none): an answer is right when it is the
+        query's class, or "none of these" for a picture of no class of the task."""
+        pairs = [(int(p), t) for p, t, j in zip(self.answers(model, threshold), self.query_labels,
+                                                 self.judged(threshold)) if j]
+        return float(np.mean([p == t for p, t in pairs])) if pairs else None
+
+
+def prepare_views(result: TaskResult) -> None:
+    """The supports rendered like phone photos (`tracks.support_views`, training backgrounds), once per task,
+    for photo-ready prototypes: only when a query is a photo and a support is a sprite with its mask (a
+    support without one keeps its own picture in every view)."""
+    supports = result.pictures[:result.n_support]
+    if result.view_images is not None or not any(p.alpha is not None for p in supports):
+        return
+    images = np.stack([p.image for p in supports])
+    masks = np.stack([p.alpha if p.alpha is not None else np.full(p.image.shape[:2], 255, np.uint8) for p in supports])
+    views = support_views(images, masks)
+    views[:, [p.alpha is None for p in supports]] = images[[p.alpha is None for p in supports]]
+    result.view_images = views
+
+
+def _view_embeddings(result: TaskResult, model: Embedder) -> torch.Tensor | None:
+    if result.view_images is None:
+        return None
+    k, n, size = result.view_images.shape[:3]
+    with torch.inference_mode():
+        return model.embed(to_tensor(result.view_images.reshape(k * n, size, size, 3))).view(k, n, -1)
 
 
 def _evaluate(result: TaskResult, key: str, model: Embedder, mean: torch.Tensor | None) -> None:
-    """Embed the task's pictures with `model`, classify its queries by prototype, store both under `key`."""
+    """Embed the task's pictures with `model`, classify its queries by prototype (photo-ready prototypes for
+    photo queries, `fewshot.similarities`), store the embeddings, probabilities and similarities under `key`."""
     images = to_tensor(np.stack([p.image for p in result.pictures]))           # (n_support + n_query, 3, S, S)
     n_support = result.n_support
     with torch.inference_mode():
         embeddings = model.embed(images)
     labels = torch.from_numpy(result.support_labels)
+    photos = torch.from_numpy(result.photo_queries) if result.photo_queries is not None else None
+    cosines = similarities(embeddings[:n_support], labels, embeddings[n_support:], mean,
+                           _view_embeddings(result, model), photos)
     result.embeddings[key] = embeddings.numpy()
-    result.probabilities[key] = classify(embeddings[:n_support], labels, embeddings[n_support:], mean).numpy()
-    cosines = centre(embeddings[n_support:], mean) @ compute_prototypes(centre(embeddings[:n_support], mean), labels).T
+    result.probabilities[key] = (cosines / TEMPERATURE).softmax(dim=-1).numpy()
     result.similarities[key] = cosines.max(dim=1).values.numpy()
 
 
@@ -243,6 +284,9 @@ def first_answer(models: Models, class_names: list[str], supports: list[list[Pic
     names, labels = reindex_labels([n.strip() for n, pictures in zip(class_names, supports) for _ in pictures])
     pictures = [p for pictures in supports for p in pictures] + queries
     result = TaskResult(names, labels, [q.label for q in queries], pictures, {}, {})
+    result.photo_queries = np.asarray([is_photo(Image.fromarray(q.image)) for q in queries], dtype=bool)
+    if result.photo_queries.any():
+        prepare_views(result)
     progress(0.05, "embedding with the teacher")
     _evaluate(result, "teacher", models.teacher, base_mean(models.teacher_card))
     progress(0.15, "embedding with the student")
@@ -278,6 +322,7 @@ def refine(models: Models, result: TaskResult, fine_tune_steps: int = 5, fine_tu
     result.cancelled, result.fine_tune_seconds = tuned.cancelled, tuned.seconds
     result.timed_out = tuned.timed_out
     result.snapshots = [s.numpy() for s in tuned.snapshots]
+    result.snapshot_steps = list(tuned.snapshot_steps)
     result.tuned_student = tuned.model
     _evaluate(result, "student+fine-tune", tuned.model, base_mean(models.student_card))
     if fine_tune_teacher and not tuned.cancelled:
@@ -345,10 +390,12 @@ def classify_picture(models: Models, result: TaskResult, image: np.ndarray) -> t
     with torch.inference_mode():
         embedding = model.embed(to_tensor(image[None]))
     supports = torch.from_numpy(result.embeddings[key][:result.n_support])
-    labels = torch.from_numpy(result.support_labels)
-    probabilities = classify(supports, labels, embedding, mean)[0].numpy()
-    similarity = float((centre(embedding, mean) @ compute_prototypes(centre(supports, mean), labels).T).max())
-    return key, probabilities, similarity
+    photo = torch.tensor([is_photo(Image.fromarray(image))])
+    if photo.any():
+        prepare_views(result)
+    cosines = similarities(supports, torch.from_numpy(result.support_labels), embedding, mean,
+                           _view_embeddings(result, model) if photo.any() else None, photo)[0]
+    return key, (cosines / TEMPERATURE).softmax(dim=-1).numpy(), float(cosines.max())
 
 
 def export_tuned_student(models: Models, result: TaskResult, folder: Path) -> list[Path]:

@@ -23,12 +23,13 @@ from torch import Tensor
 from .config import EpisodeConfig
 from .data.dataset import EpisodeSampler
 from .fewshot import episode_accuracies
-from .images import to_model_image
+from .images import is_photo, to_model_image
 from .models import to_tensor
 from .render import make_backgrounds, render
 
 TRACKS = ("clean", "art", "photo", "photo-both")
 BANK_SIZE, BANK_SIDE = 512, 80
+SUPPORT_VIEWS = 4   # photo-like views of each support (with alpha) behind the photo-ready prototypes
 
 
 @dataclass
@@ -66,6 +67,17 @@ def render_pictures(images: np.ndarray, alpha: np.ndarray, pool: str, seed: int 
     return out
 
 
+def support_views(images: np.ndarray, alpha: np.ndarray, views: int = SUPPORT_VIEWS) -> np.ndarray:
+    """(views, N, S, S, 3) uint8: each sprite rendered like a phone photo `views` times, with the **train**
+    backgrounds (never the val or test ones), seeded: what photo-ready prototypes add to the supports."""
+    return np.stack([render_pictures(images, alpha, "train", 1000 + k) for k in range(views)])
+
+
+def photo_flags(images: np.ndarray) -> Tensor:
+    """(N,) bool: which preprocessed pictures are photos (`images.is_photo`), as the page decides."""
+    return torch.tensor([is_photo(Image.fromarray(image)) for image in images], dtype=torch.bool)
+
+
 def track_sampler(data: TrackImages, track: str, n_shot: int, episodes: int, seed: int = 0,
                   n_query: int = 15) -> EpisodeSampler:
     """The track's seeded 5-way episodes (the art track: 1 query per class, always art)."""
@@ -87,11 +99,14 @@ def track_views(track: str) -> tuple[str, str]:
 
 def track_accuracies(embed: Callable[[np.ndarray], Tensor], data: TrackImages, track: str, n_shot: int,
                      episodes: int, seed: int = 0, mean: Tensor | None = None, pool: str = "test",
-                     cache: dict | None = None, n_query: int = 15) -> list[float]:
+                     cache: dict | None = None, n_query: int = 15, views: int = 0) -> list[float]:
     """Per-episode accuracy of 5-way nearest-prototype on a track (n_query per class; the art track has 1).
 
     embed: uint8 images (N, S, S, 3) -> (N, D) embeddings. cache (optional dict) keeps the clean and
-    rendered embeddings ("clean", "photo") and the rendered pictures ("photo_images") between calls.
+    rendered embeddings ("clean", "photo"), the rendered pictures ("photo_images", "view_images") and the
+    photo-ready views' embeddings between calls. views: photo-like views per support for photo-ready
+    prototypes (the page's method; 0: plain prototypes), applied where the supports are sprites (they
+    have an alpha mask to render with) and the query is a photo (`photo_flags`).
     """
     sampler = track_sampler(data, track, n_shot, episodes, seed, n_query)
     cache = {} if cache is None else cache
@@ -102,4 +117,14 @@ def track_accuracies(embed: Callable[[np.ndarray], Tensor], data: TrackImages, t
             cache["photo_images"] = render_pictures(data.images, data.alpha, pool, seed)
         cache["photo"] = embed(cache["photo_images"])
     supports, queries = track_views(track)
-    return episode_accuracies(cache[supports], sampler, mean, query_embeddings=cache[queries])
+    extra = {}
+    if views and supports == "clean":
+        if "view_images" not in cache or len(cache["view_images"]) != views:
+            cache["view_images"] = support_views(data.images, data.alpha, views)
+        if "views" not in cache:
+            cache["views"] = torch.stack([embed(pictures) for pictures in cache["view_images"]])
+        flag_key = f"{queries}_flags"
+        if flag_key not in cache:
+            cache[flag_key] = photo_flags(data.images if queries == "clean" else cache["photo_images"])
+        extra = {"support_views": cache["views"], "photo_queries": cache[flag_key]}
+    return episode_accuracies(cache[supports], sampler, mean, query_embeddings=cache[queries], **extra)

@@ -145,7 +145,7 @@ class TrainStep(nn.Module):
 def train(kind: str, args: argparse.Namespace, config: TrainConfig) -> Path | None:
     """Train; returns the checkpoint written (None on the ranks other than 0 under torchrun)."""
     torch.manual_seed(config.seed)
-    device = pick_device(args.device)
+    device = distributed.local_device(pick_device(args.device))
     ranks = distributed.setup(device)
     try:
         return _train(kind, args, config, device, ranks)
@@ -212,9 +212,7 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
             teacher_logits, teacher_embeddings = torch.cat(logits), torch.cat(embeddings)
         teacher_logits = distributed.broadcast_from_main(teacher_logits.contiguous(), ranks)
         teacher_embeddings = distributed.broadcast_from_main(teacher_embeddings.contiguous(), ranks)
-    unlabeled = unlabeled_batches(unlabeled_set, max(1, config.classes_per_batch * config.images_per_class
-                                                     // ranks.world_size // 2), config.seed, ranks.rank,
-                                  ranks.world_size, args.workers, cuda) if unlabeled_set is not None else None
+    unlabeled_size = max(1, config.classes_per_batch * config.images_per_class // ranks.world_size // 2)
     total = per_epoch * config.epochs
     state_file, history_file, log_file = run_dir / "last.safetensors", run_dir / "state.json", run_dir / "log.jsonl"
     history = {"epoch": 0, "best": -1.0, "seconds": 0.0}
@@ -228,6 +226,9 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
     for epoch in range(history["epoch"], config.epochs):
         started = time.perf_counter()
         batches.set_epoch(epoch)   # the same global batches on every rank
+        # unlabeled batches seeded by epoch too, so that a resumed run draws what an uninterrupted one would
+        unlabeled = unlabeled_batches(unlabeled_set, unlabeled_size, config.seed * 1000 + epoch, ranks.rank,
+                                      ranks.world_size, args.workers, cuda) if unlabeled_set is not None else None
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch + 7919 * ranks.rank)  # own views
         # a fresh bank of training backgrounds each epoch (the train pool: never the val or test ones)
         backgrounds = make_backgrounds("train", 1024, 80, seed=epoch) if config.render_p > 0 else None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+from html import escape
 
 import numpy as np
 import plotly.graph_objects as go
@@ -63,7 +64,7 @@ def embedding_figure(coords: np.ndarray, labels: np.ndarray, role: np.ndarray, c
             groups.append(index)
             colours, widths = _rings(role[index], mistakes[index])
             figure.add_trace(go.Scatter(
-                x=coords[index, 0], y=coords[index, 1], mode="markers", name=name, legendgroup=name,
+                x=coords[index, 0], y=coords[index, 1], mode="markers", name=escape(name), legendgroup=name,
                 showlegend=len(class_names) <= 10 and (kind == "prototype"),
                 marker=dict(color=colour(k, len(class_names)), size=style["size"], symbol=style["symbol"],
                             line=dict(color=colours, width=widths)),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import app
-from pokedemo.task import MAX_STEPS, TaskResult
+from pokedemo.task import MAX_STEPS, NONE, TaskResult
 
 
 class NoProgress:
@@ -361,14 +361,15 @@ def test_none_of_these_turns_away_species_outside_the_task():
     outsiders = [n for n in app.GALLERY.species_names if n not in names][:8]
     filled[QUERIES] = [str(app.GALLERY.path(app.GALLERY.by_name[n][0].file)) for n in outsiders]
     *_, result, _ = run_filled(filled, 5, 0, names=names)
-    assert result.query_labels == [None] * 8                     # their class is in no slot
+    assert result.query_labels == [NONE] * 8                     # their species is in no slot
     plain, _ = app.rescore(result, False)
     turned_away, details = app.rescore(result, True)
-    assert "none of these" not in plain
+    assert "none of these" not in plain and result.accuracy("teacher") is None   # not judged without the switch
     limits = app.thresholds(True)
     assert limits["teacher"] and limits["student"]                # chosen on the val species, kept in the cards
-    assert (result.answers("teacher", limits["teacher"]) == -1).sum() >= 4
-    assert "none of these" in turned_away
+    rejected = (result.answers("teacher", limits["teacher"]) == NONE).sum()
+    assert rejected >= 4 and result.accuracy("teacher", limits["teacher"]) == rejected / 8   # right when turned away
+    assert "none of these" in turned_away and "not in the task" in turned_away
 
 
 def test_the_answers_and_the_fine_tuned_student_can_be_downloaded():
@@ -401,3 +402,14 @@ def test_the_webcam_answers_with_the_visitors_fine_tuned_student():
     frame = np.asarray(Image.open(result.pictures[0].path).convert("RGB").resize((160, 160)))
     answer = app.classify_webcam(frame, result, False)
     assert result.class_names[result.support_labels[0]] in answer.split("</b>")[0]
+
+
+def test_photo_queries_meet_photo_ready_prototypes_and_sprite_queries_do_not():
+    *_, plain, _ = run_random_task(seed=4, steps=0)
+    *_, photo, _ = run_random_task(seed=4, steps=0, photo=True)
+    assert plain.view_images is None and not plain.photo_queries.any()
+    assert photo.photo_queries.all() and photo.view_images.shape == (4, photo.n_support, 64, 64, 3)
+    # each view is the support rendered on a (training) background: its border is no longer white
+    border = photo.view_images[:, :, 0].reshape(-1, 3)
+    assert (border.min(axis=-1) < 240).mean() > 0.5
+    assert [q.label for q in photo.pictures[photo.n_support:]] == photo.query_labels == plain.query_labels

@@ -23,7 +23,7 @@ def test_fewshot_bench_writes_one_json_row_per_model_and_shot(tmp_path, data_roo
     rows = json.loads(out.read_text())
     assert [(r["model"], r["n_shot"]) for r in rows] == [("pixels", 1), ("pixels", 5), ("random-student", 1),
                                                          ("random-student", 5)]
-    assert set(rows[0]) == {"model", "track", "n_way", "n_shot", "n_query", "episodes", "seed", "accuracy", "ci95",
+    assert set(rows[0]) == {"model", "track", "n_way", "n_shot", "support_views", "n_query", "episodes", "seed", "accuracy", "ci95",
                             "seconds"}
     assert {r["track"] for r in rows} == {"clean"}
     assert all(0.2 <= r["accuracy"] <= 1 and r["episodes"] == 20 for r in rows)
@@ -36,12 +36,18 @@ def test_every_track_is_a_row_and_the_photo_tracks_are_harder_for_raw_pixels(tmp
     prepare_tiny_dataset(tmp_path)
     out = tmp_path / "rows.json"
     tracks = ["clean", "art", "photo", "photo-both"]
-    assert bench_main(["fewshot", "--model", "pixels", *[a for t in tracks for a in ("--track", t)], "--shots", "1",
-                       "--episodes", "30", "--json", str(out), "--threads", "1"]) == 0
+    command = ["fewshot", "--model", "pixels", *[a for t in tracks for a in ("--track", t)], "--shots", "1",
+               "--episodes", "30", "--json", str(out), "--threads", "1"]
+    assert bench_main([*command, "--support-views", "0"]) == 0           # plain prototypes
     rows = {r["track"]: r for r in json.loads(out.read_text())}
     assert list(rows) == tracks and rows["art"]["n_query"] == 1 and rows["photo"]["n_query"] == 15
     # uniform colours on white: pixels nail clean and art (the tiny art is the same colour), not photo-like queries
     assert rows["clean"]["accuracy"] > 0.9 and rows["photo"]["accuracy"] < rows["clean"]["accuracy"] - 0.2
+    assert bench_main(command) == 0                                     # photo-ready prototypes (the default)
+    ready = {r["track"]: r for r in json.loads(out.read_text())}
+    assert ready["clean"]["accuracy"] == rows["clean"]["accuracy"]      # sprite queries: the same prototypes
+    assert ready["photo"]["accuracy"] > rows["photo"]["accuracy"]       # photo queries: the supports' views help
+    assert ready["photo-both"]["accuracy"] == rows["photo-both"]["accuracy"]  # photo supports have no mask
 
 
 def test_several_models_with_one_checkpoint_is_refused(data_root, capsys, tmp_path):

@@ -30,7 +30,7 @@ def test_plan_task_leaves_empty_slots_out_names_unnamed_ones_and_keeps_truth_by_
              Slot("", [])]
     plan = plan_task(slots, [("q1.png", "Pikachu", "shiny"), ("q2.png", "Mew", "front"), ("q3.png", None, "upload")])
     assert plan.class_names == ["Sparky", "Onix"]
-    assert [q[3] for q in plan.queries] == [0, None, None, 1]    # renamed Pikachu is still class 0
+    assert [q[3] for q in plan.queries] == [0, NONE, None, 1]    # renamed Pikachu is still class 0; Mew: no class
     assert any("named but empty" in n and "left out" in n for n in plan.notes)
     many = Slot("many", [(f"{k}.png", None, "upload") for k in range(MAX_SHOT + 3)])
     plan = plan_task([many, slots[0]], [])
@@ -60,6 +60,8 @@ def test_details_and_csv_hold_every_answer_with_its_top_three():
     assert "class 0 50%" in details and "wrong:" in details
     rows = list(csv.reader(io.StringIO(report.results_csv(result))))
     assert len(rows) == 3 and rows[1][2] == "class 0" and rows[1][3] == "class 0"
+    result.class_names[2] = "=HYPERLINK(1)"                       # a visitor's class name, as a spreadsheet reads it
+    assert "'=HYPERLINK(1)" in report.results_csv(result) and ",=HYPERLINK" not in report.results_csv(result)
     assert rows[2][3] == "class 2" and rows[2][5].startswith("class 2 0.7000")
 
 
@@ -87,3 +89,32 @@ def test_frame_steps_keep_the_first_and_the_last_snapshot():
     assert frame_steps(3, 5) == [0, 1, 2]
     steps = frame_steps(21, 5)
     assert steps[0] == 0 and steps[-1] == 20 and len(steps) <= 6
+
+
+def test_outsiders_count_only_when_none_of_these_can_be_answered():
+    probabilities = np.array([[0.9, 0.1], [0.6, 0.4]])
+    result = _result(probabilities, [0, NONE], similarities=np.array([0.9, 0.1]))
+    assert result.accuracy("teacher") == 1.0                     # the outsider is not judged without a threshold
+    assert result.accuracy("teacher", 0.5) == 1.0                # turned away: right
+    assert result.accuracy("teacher", 0.05) == 0.5               # answered a class: wrong
+    assert "not in the task" in report.predictions_grid(result, {"teacher": 0.5})
+
+
+def test_balanced_batches_refuse_a_class_split_over_two_ranks():
+    from pokedemo.data.stream import BalancedBatches
+
+    with pytest.raises(ValueError, match="whole classes"):
+        BalancedBatches(np.repeat(np.arange(8), 5), 3, 2, 1, world_size=2)
+
+
+def test_a_student_map_started_from_the_teachers_follows_its_own_embeddings():
+    rng = np.random.default_rng(1)
+    teacher_labels, student_labels = np.repeat(np.arange(4), 8), np.tile(np.arange(4), 8)  # other groupings
+    centres = rng.normal(size=(4, 16)) * 6
+    teacher = projection.project(centres[teacher_labels] + rng.normal(size=(32, 16)), "t-SNE", 5, 0)
+    student = projection.project_aligned([centres[student_labels] + rng.normal(size=(32, 16))], "t-SNE", 5, 0,
+                                         reference=teacher)[0]
+    distances = np.linalg.norm(student[:, None] - student[None], axis=-1) + np.eye(32) * 1e9
+    nearest = distances.argsort(axis=1)[:, :3]
+    assert (student_labels[nearest] == student_labels[:, None]).mean() > 0.9   # the student's own clusters
+    assert (teacher_labels[nearest] == teacher_labels[:, None]).mean() < 0.4

@@ -57,7 +57,10 @@ def _held_out(labels: np.ndarray, seed: int = 0) -> np.ndarray:
     held = np.zeros(len(labels), dtype=bool)
     for label in np.unique(labels):
         indices = np.flatnonzero(labels == label)
-        held[rng.choice(indices, max(2, len(indices) // 10), replace=False)] = True
+        if len(indices) < 3:
+            raise ValueError(f"class {label} has {len(indices)} picture(s): each class needs at least 3 (some are "
+                             "held out to choose the model)")
+        held[rng.choice(indices, min(max(2, len(indices) // 10), len(indices) - 1), replace=False)] = True
     return held
 
 
@@ -95,14 +98,14 @@ def folder_images(folder: Path | list[Path], image_size: int) -> tuple[np.ndarra
     with a message."""
     files = image_files(folder) if isinstance(folder, (str, Path)) else folder
     images, kept = [], []
-    for file in tqdm(files, desc=f"reading {folder}", unit="img"):
+    for file in tqdm(files, desc=f"reading {len(files)} pictures", unit="img"):
         try:
             images.append(to_model_image(decode_image(file.read_bytes(), str(file)), image_size))
             kept.append(file)
         except ValueError as error:
             print(f"skipped: {error}")
     if not images:
-        raise ValueError(f"no readable images under {folder}")
+        raise ValueError(f"none of the {len(files)} pictures could be read")
     return np.stack(images), kept
 
 

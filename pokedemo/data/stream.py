@@ -84,9 +84,10 @@ class BalancedBatches(Sampler[list[int]]):
         self.by_class = [np.flatnonzero(labels == c) for c in range(int(labels.max()) + 1)]
         self.classes_per_batch, self.images_per_class, self.steps = classes_per_batch, images_per_class, steps
         self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
-        if (min(classes_per_batch, len(self.by_class)) * images_per_class) % world_size:
-            raise ValueError(f"a batch of {classes_per_batch} classes x {images_per_class} images does not split "
-                             f"over {world_size} processes: make --classes-per-batch a multiple of the processes")
+        if min(classes_per_batch, len(self.by_class)) % world_size:
+            raise ValueError(f"a batch of {min(classes_per_batch, len(self.by_class))} classes does not split into "
+                             f"whole classes over {world_size} processes: make --classes-per-batch a multiple of "
+                             "the processes")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -1,0 +1,109 @@
+"""Where one page task's time goes: a 5-way 5-shot task with 25 test pictures (the page's example tasks),
+phase by phase, in the app's own process and code path, CPU seconds (process_time: both cores' work) and
+wall seconds, median over the tasks; then the served app's whole CPU per task through the API (the
+server process's CPU time, so Gradio's own overhead is in it).
+
+    python scripts/profile_task.py [--tasks 10] [--out docs/task-profile.md]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+PHASES = ["read pictures (decode, preprocess)", "teacher and student answer (embed, classify)",
+          "fine-tune the student (5 steps) and its answer", "maps (3 t-SNE, aligned)", "answers as HTML"]
+
+
+def profile_in_process(tasks: int) -> tuple[list[dict], int, int]:
+    import app
+    from pokedemo import report
+    from pokedemo.task import Slot, first_answer, plan_task, refine
+
+    app.warm_up()
+    rows = []
+    for seed in range(tasks):
+        filled = app.random_task(seed, 5, 5, 5)
+        names, galleries = filled[:app.MAX_WAY], filled[app.MAX_WAY:2 * app.MAX_WAY]
+        queries = filled[3 * app.MAX_WAY]
+        row = {}
+
+        def timed(name, work):
+            cpu, wall = time.process_time(), time.perf_counter()
+            out = work()
+            row[name] = (time.process_time() - cpu, time.perf_counter() - wall)
+            return out
+
+        plan = plan_task([Slot(names[k]["value"], [(p, *app._truth(p)) for p in galleries[k]]) for k in range(5)],
+                         [(p, *app._truth(p)) for p in queries])
+        supports, pictures, _ = timed(PHASES[0], lambda: app._read_task(plan.supports, plan.queries))
+        result = timed(PHASES[1], lambda: first_answer(app.MODELS, plan.class_names, supports, pictures))
+        result = timed(PHASES[2], lambda: refine(app.MODELS, result, 5))
+        timed(PHASES[3], lambda: app.draw_maps(result, "t-SNE", 10, 0, False))
+        timed(PHASES[4], lambda: (report.predictions_grid(result), report.details_html(result)))
+        rows.append(row)
+    return rows, len(result.support_labels), len(result.query_labels)
+
+
+def profile_served(tasks: int) -> dict:
+    """The server's CPU seconds per /classify task (maps on), Gradio included, from the process's CPU times."""
+    import psutil
+    from gradio_client import Client, handle_file
+
+    from pokedemo.config import ASSETS_DIR
+    from pokedemo.data.gallery import Gallery
+    from scripts.serve import gallery_task, start_server
+
+    gallery = Gallery(ASSETS_DIR / "gallery")
+    process, url, _ = start_server()
+    try:
+        client, server = Client(url, verbose=False), psutil.Process(process.pid)
+        cpu, wall = [], []
+        for seed in range(tasks + 1):
+            paths, labels, queries, _ = gallery_task(gallery, seed, n_query=5)
+            files = [handle_file(p) for p in paths], [handle_file(q) for q in queries]
+            before, started = sum(server.cpu_times()[:2]), time.perf_counter()
+            client.predict(files[0], labels, files[1], 5, True, api_name="/classify")
+            if seed:  # the first task warms up
+                cpu.append(sum(server.cpu_times()[:2]) - before)
+                wall.append(time.perf_counter() - started)
+        return {"cpu_s": statistics.median(cpu), "wall_s": statistics.median(wall), "tasks": len(cpu)}
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=Path("docs/task-profile.md"))
+    args = parser.parse_args()
+    rows, n_support, n_query = profile_in_process(args.tasks)
+    served = profile_served(args.tasks)
+    median = {p: tuple(statistics.median(r[p][k] for r in rows) for k in (0, 1)) for p in PHASES}
+    total = tuple(sum(median[p][k] for p in PHASES) for k in (0, 1))
+    lines = [f"# One task, profiled\n\nMade by `python scripts/profile_task.py --tasks {args.tasks}` on this machine: "
+             f"{args.tasks} of the page's random 5-way 5-shot tasks ({n_support} supports, {n_query} test pictures "
+             "each), median per phase, in the app's process and code path (torch with 2 threads).\n",
+             "| phase | CPU s (both cores) | wall s |", "|---|---|---|"]
+    lines += [f"| {p} | {median[p][0]:.3f} | {median[p][1]:.3f} |" for p in PHASES]
+    lines += [f"| **all phases** | **{total[0]:.3f}** | **{total[1]:.3f}** |", "",
+              f"The served app through its API (`/classify` with the maps' points, 5 steps; {served['tasks']} tasks "
+              f"after one to warm up): **{served['cpu_s']:.2f} CPU s** of the server process per task (Gradio's "
+              f"own work included: uploads, queue, JSON), {served['wall_s']:.2f} s wall as the client sees it.\n"]
+    args.out.write_text("\n".join(lines), encoding="utf-8")
+    args.out.with_suffix(".json").write_text(json.dumps({"phases": median, "served": served, "tasks": args.tasks},
+                                                        indent=1))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
