@@ -432,7 +432,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
             details = gr.HTML(elem_id="details")
             with gr.Row():
                 csv_button = gr.Button("Download the answers (CSV)", elem_id="download-csv")
-                model_button = gr.Button("Download your fine-tuned student (.safetensors + card)",
+                model_button = gr.Button("Download your fine-tuned student (.safetensors + card, ONNX)",
                                          elem_id="download-model")
             downloads = gr.File(label="downloads", file_count="multiple", interactive=False, elem_id="downloads")
         with gr.Accordion("Your task: classes and pictures", open=True, elem_id="task-box"):
@@ -535,7 +535,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
     for control in (method, parameter, map_seed, thumbnails):
         control.change(draw_maps, redraw_inputs, [teacher_plot, student_plot], show_progress_on=[status], **heavy)
     csv_button.click(download_results, [result_state, use_none], downloads, api_visibility="private")
-    model_button.click(download_model, result_state, downloads, api_visibility="private")
+    model_button.click(download_model, result_state, downloads, **heavy)  # the ONNX export takes a few seconds
     webcam.stream(classify_webcam, [webcam, result_state, use_none], webcam_answer, stream_every=0.5,
                   time_limit=120, concurrency_limit=2, concurrency_id="webcam", api_visibility="private",
                   show_progress="hidden")

@@ -123,6 +123,17 @@ def build_model(architecture: str, **arguments) -> Embedder:
         raise ValueError(f"bad arguments for '{architecture}': {error}") from None
 
 
+class Embedding(nn.Module):
+    """A model's `embed` as its forward: what an export (ONNX) should compute. (N, 3, S, S) in [0, 1] -> (N, D)."""
+
+    def __init__(self, model: Embedder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> Tensor:
+        return F.normalize(self.model.features(_normalise(images)), dim=-1)
+
+
 def pick_device(name: str | None = None) -> torch.device:
     """"auto" (the default, or $POKEDEMO_DEVICE): CUDA when present, else the CPU; or a torch device name."""
     name = name or os.environ.get("POKEDEMO_DEVICE", "auto")

@@ -3,6 +3,7 @@ models, fine-tune a private copy of the student (optionally of the teacher), cla
 by prototype, and keep what the page needs to draw the maps."""
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass, field, replace
 from html import escape
@@ -16,7 +17,7 @@ from PIL import Image
 from .checkpoint import base_mean, save_checkpoint
 from .fewshot import FineTuneConfig, centre, compute_prototypes, fine_tune, reindex_labels, similarities
 from .images import is_photo, load_image, to_model_image
-from .models import Embedder, to_tensor
+from .models import Embedder, Embedding, to_tensor
 from .tracks import render_pictures, support_views
 
 MAX_WAY, MAX_SHOT, MAX_QUERY = 10, 10, 50
@@ -399,8 +400,9 @@ def classify_picture(models: Models, result: TaskResult, image: np.ndarray) -> t
 
 
 def export_tuned_student(models: Models, result: TaskResult, folder: Path) -> list[Path]:
-    """The visitor's fine-tuned student as `.safetensors` + JSON card; the card also holds the task's class
-    names and their prototypes (centred, normalised), so the download classifies on its own."""
+    """The visitor's fine-tuned student as `.safetensors` + JSON card (the card also holds the task's class
+    names and their prototypes, centred and normalised, so the download classifies on its own), and its
+    embedding as ONNX."""
     if result.tuned_student is None:
         raise ValueError("there is no fine-tuned student yet: run a task with fine-tuning steps above 0")
     mean = base_mean(models.student_card)
@@ -411,4 +413,10 @@ def export_tuned_student(models: Models, result: TaskResult, folder: Path) -> li
                              "seconds": round(result.fine_tune_seconds, 2),
                              "prototypes": np.round(prototypes.numpy(), 5).tolist()}
     path = save_checkpoint(result.tuned_student, Path(folder) / "fine-tuned-student.safetensors", card)
-    return [path, path.with_suffix(".json")]
+    onnx = path.with_suffix(".onnx")  # the same embedding for other runtimes: (batch, 3, S, S) in [0, 1] -> (batch, D)
+    size = int(card.get("input_size", 64))
+    program = torch.onnx.export(Embedding(copy.deepcopy(result.tuned_student).cpu()).eval(),
+                                (torch.rand(1, 3, size, size),), dynamo=True, verbose=False,
+                                dynamic_shapes=({0: torch.export.Dim("batch")},))
+    program.save(str(onnx))
+    return [path, path.with_suffix(".json"), onnx]

@@ -381,8 +381,12 @@ def test_the_answers_and_the_fine_tuned_student_can_be_downloaded():
     rows = list(csv.reader(open(app.download_results(result, False)[0], encoding="utf-8")))
     assert len(rows) == 1 + 6 and rows[0][:3] == ["picture", "source", "true class"]
     assert all(row[3] in result.class_names for row in rows[1:])
-    weights, card_file = app.download_model(result)
+    weights, card_file, onnx_file = app.download_model(result)
     model, card = load_checkpoint(weights)
+    import onnx
+    onnx.checker.check_model(onnx_file)
+    graph = onnx.load(onnx_file).graph
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param       # any batch size
     assert card["fine_tuned_on"]["classes"] == result.class_names and len(card["fine_tuned_on"]["prototypes"]) == 3
     images = np.stack([p.image for p in result.pictures])
     from pokedemo.models import to_tensor
