@@ -68,7 +68,8 @@ def track_images(dataset: SpriteDataset) -> TrackImages:
 
 def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, checkpoint: Path | None = None,
                  centre: bool = True, dataset: SpriteDataset | None = None, tracks=("clean",),
-                 rendered: dict | None = None, device: str = "cpu", views: int = SUPPORT_VIEWS) -> list[dict]:
+                 rendered: dict | None = None, device: str = "cpu", views: int = SUPPORT_VIEWS,
+                 pool: str = "test") -> list[dict]:
     """Benchmark rows of one model on each track, the model loaded and each view embedded once. rendered: a
     dict shared between calls on the same dataset, which keeps the photo-like pictures (they do not depend on
     the model) so they are rendered once. views: photo-like views per support behind the photo-ready
@@ -82,10 +83,11 @@ def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, ch
     for track in tracks:
         for n_shot in shots:
             accuracies = track_accuracies(embed, track_images(dataset), track, n_shot, episodes, seed, mean,
-                                          pool="test", cache=cache, views=views)
+                                          pool=pool, cache=cache, views=views)
             accuracy, ci95 = mean_ci95(accuracies)
             rendered.update({k: v for k, v in cache.items() if k in ("photo_images", "view_images")})
-            rows.append({"model": name, "track": track, "n_way": 5, "n_shot": n_shot, "support_views": views,
+            rows.append({"model": name, "track": track, "split": "val" if pool == "val" else "novel",
+                         "n_way": 5, "n_shot": n_shot, "support_views": views,
                          "n_query": 1 if track == "art" else 15, "episodes": episodes, "seed": seed,
                          "accuracy": accuracy, "ci95": ci95, "seconds": round(time.perf_counter() - started, 2)})
             started = time.perf_counter()
@@ -189,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     few.add_argument("--episodes", type=int, default=600)
     few.add_argument("--seed", type=int, default=0)
     few.add_argument("--no-centre", dest="centre", action="store_false", help="skip SimpleShot centring")
+    few.add_argument("--split", choices=["novel", "val"], default="novel",
+                     help="novel: the benchmark (test backgrounds); val: the model-selection species (val backgrounds)")
     few.add_argument("--support-views", type=int, default=SUPPORT_VIEWS,
                      help="photo-like views per support for photo queries (0: plain prototypes)")
     few.add_argument("--threads", type=int, default=2)
@@ -225,11 +229,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.checkpoint and len(args.model or MODEL_NAMES) > 1:
                 raise ValueError("--checkpoint names the weights of one model: give exactly one --model with it")
             rows, rendered = [], {}
-            novel = SpriteDataset.load().subset(split_species()["novel"])
+            if args.record and args.split != "novel":
+                raise ValueError("--record stores the benchmark's figures: the novel split only")
+            novel = SpriteDataset.load().subset(split_species()[args.split])
             for name in args.model or MODEL_NAMES:
                 model_rows = fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint, args.centre,
                                           novel, args.track or ["clean"], rendered, str(pick_device(args.device)),
-                                          args.support_views)
+                                          args.support_views, "val" if args.split == "val" else "test")
                 if args.record and name not in ("pixels", "random-student"):
                     record_scores(args.checkpoint or CHECKPOINT_DIR / f"{name}.safetensors", card_scores(model_rows),
                                   "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv))

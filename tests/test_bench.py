@@ -23,7 +23,7 @@ def test_fewshot_bench_writes_one_json_row_per_model_and_shot(tmp_path, data_roo
     rows = json.loads(out.read_text())
     assert [(r["model"], r["n_shot"]) for r in rows] == [("pixels", 1), ("pixels", 5), ("random-student", 1),
                                                          ("random-student", 5)]
-    assert set(rows[0]) == {"model", "track", "n_way", "n_shot", "support_views", "n_query", "episodes", "seed", "accuracy", "ci95",
+    assert set(rows[0]) == {"model", "track", "split", "n_way", "n_shot", "support_views", "n_query", "episodes", "seed", "accuracy", "ci95",
                             "seconds"}
     assert {r["track"] for r in rows} == {"clean"}
     assert all(0.2 <= r["accuracy"] <= 1 and r["episodes"] == 20 for r in rows)
