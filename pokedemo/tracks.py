@@ -118,13 +118,13 @@ def track_accuracies(embed: Callable[[np.ndarray], Tensor], data: TrackImages, t
         cache["photo"] = embed(cache["photo_images"])
     supports, queries = track_views(track)
     extra = {}
-    if views and supports == "clean":
+    flag_key = f"{queries}_flags"
+    if views and supports == "clean" and flag_key not in cache:
+        cache[flag_key] = photo_flags(data.images if queries == "clean" else cache["photo_images"])
+    if views and supports == "clean" and cache[flag_key].any():   # rendered and embedded only when needed
         if "view_images" not in cache or len(cache["view_images"]) != views:
             cache["view_images"] = support_views(data.images, data.alpha, views)
         if "views" not in cache:
             cache["views"] = torch.stack([embed(pictures) for pictures in cache["view_images"]])
-        flag_key = f"{queries}_flags"
-        if flag_key not in cache:
-            cache[flag_key] = photo_flags(data.images if queries == "clean" else cache["photo_images"])
         extra = {"support_views": cache["views"], "photo_queries": cache[flag_key]}
     return episode_accuracies(cache[supports], sampler, mean, query_embeddings=cache[queries], **extra)
