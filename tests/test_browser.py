@@ -51,14 +51,22 @@ def run_and_wait(page):
     expect(page.locator("#student-plot .js-plotly-plot")).to_be_visible(timeout=30_000)
 
 
+def open_details(page):
+    """Open the details (once: a second click would close them)."""
+    if not page.locator("#download-csv").is_visible():
+        page.locator("#details-box").get_by_text("Details").click()
+    expect(page.locator("#download-csv")).to_be_visible(timeout=10_000)
+
+
 def box(page, selector):
     return page.locator(selector).first.bounding_box()
 
 
-@pytest.fixture(scope="module")
-def page(server_url, browser):
-    """A desktop visitor (1366x768), who has run the example task once."""
-    page = open_page(browser, server_url, DESKTOP)
+@pytest.fixture(scope="module", params=[DESKTOP, PHONE], ids=["1366x768", "390x844"])
+def page(server_url, browser, request):
+    """A visitor on a laptop (1366x768) or a phone (390x844), who has run the example task once; every test
+    that takes it runs at both sizes."""
+    page = open_page(browser, server_url, request.param)
     run_and_wait(page)
     yield page
     page.close()
@@ -96,7 +104,7 @@ def test_on_a_phone_everything_is_reachable(server_url, browser, tmp_path_factor
         answer.scroll_into_view_if_needed()
         right = answer.bounding_box()["x"] + answer.bounding_box()["width"]
         assert right <= PHONE["width"] + 0.5
-    page.locator("#details-box").get_by_text("Details").click()
+    open_details(page)
     expect(page.locator("#details table.confusion").first).to_be_attached(timeout=10_000)
     page.screenshot(path=str(tmp_path_factory.mktemp("shots") / "phone.png"), full_page=True)
     open_tab(page, "How it works")                      # the tabs that do not fit sit behind a menu
@@ -121,9 +129,9 @@ def _marker_positions(page, selector):
 
 
 def test_the_fine_tuning_slider_moves_the_same_points_smoothly(page):
-    page.evaluate("window.scrollTo(0, 0)")
     plot = "#student-plot"
-    expect(page.locator(f"{plot} .slider-rail-touch-rect")).to_be_visible(timeout=10_000)
+    expect(page.locator(f"{plot} .slider-rail-touch-rect")).to_be_attached(timeout=10_000)
+    page.locator(f"{plot} .slider-rail-touch-rect").scroll_into_view_if_needed()
     after = _marker_positions(page, plot)
     rail = page.locator(f"{plot} .slider-rail-touch-rect").bounding_box()
     page.mouse.click(rail["x"] + 2, rail["y"] + rail["height"] / 2)   # back to "before fine-tuning"
@@ -138,8 +146,8 @@ def test_the_fine_tuning_slider_moves_the_same_points_smoothly(page):
 
 
 def test_hovering_a_point_shows_its_picture(page):
-    page.evaluate("window.scrollTo(0, 0)")
     point = page.locator("#teacher-plot .scatterlayer .point").first
+    page.locator("#teacher-plot").scroll_into_view_if_needed()
     point.hover(force=True)
     expect(page.locator("#hover-picture")).to_be_visible(timeout=5_000)
     assert page.locator("#hover-picture img").get_attribute("src").startswith("data:image/png;base64,")
@@ -164,7 +172,7 @@ def test_a_slots_own_test_picture_is_scored_as_that_class(page, tmp_path):
     page.locator("#test-1 input[type=file]").set_input_files(str(mine))
     page.wait_for_timeout(1500)
     run_and_wait(page)
-    page.locator("#details-box").get_by_text("Details").click()
+    open_details(page)
     row = page.locator("#details table.details tr", has_text="my-own-test.png")
     expect(row).to_have_count(1, timeout=10_000)
     class_two = page.locator("#class-name-1 textarea, #class-name-1 input").first.input_value()
@@ -172,7 +180,6 @@ def test_a_slots_own_test_picture_is_scored_as_that_class(page, tmp_path):
 
 
 def test_photo_like_queries_show_the_rendered_pictures_the_models_saw(page, tmp_path_factory):
-    page.evaluate("window.scrollTo(0, 0)")
     page.locator("#photo-queries input[type=checkbox]").check()
     run_and_wait(page)
     assert page.locator("#predictions img[title*='photo-like']").count() >= 3
@@ -195,7 +202,6 @@ def test_switching_to_umap_redraws_the_maps(page):
 
 
 def test_cancel_during_a_long_fine_tuning_still_shows_predictions(page):
-    page.evaluate("window.scrollTo(0, 0)")
     page.locator("#steps input[type=number]").fill("100")
     page.locator("#steps input[type=number]").press("Enter")
     page.click("#run")
@@ -205,6 +211,15 @@ def test_cancel_during_a_long_fine_tuning_still_shows_predictions(page):
     assert page.locator("#predictions .cell").count() >= 25      # the answers stay on the page
     page.locator("#steps input[type=number]").fill("5")
     page.locator("#steps input[type=number]").press("Enter")
+
+
+def test_the_answers_and_the_fine_tuned_student_download_from_the_details(page):
+    open_details(page)
+    page.locator("#download-csv").click()
+    expect(page.locator("#downloads")).to_contain_text("pokedemo-answers.csv", timeout=30_000)
+    page.locator("#download-model").click()
+    for name in ("fine-tuned-student.safetensors", "fine-tuned-student.json", "fine-tuned-student.onnx"):
+        expect(page.locator("#downloads")).to_contain_text(name, timeout=60_000)
 
 
 def test_a_bad_upload_shows_a_message_naming_the_file(page, tmp_path):
