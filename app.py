@@ -15,6 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# numpy/scipy's BLAS on one thread: the server shares 2 cores between visitors, and the page's matrices are
+# small (a second thread mostly spins); torch keeps its own setting (POKEDEMO_THREADS)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # Caches in writable places, so the page runs from a read-only folder (a Space's, or a mounted one)
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "pokedemo-numba"))
 os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "gradio"))

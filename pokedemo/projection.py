@@ -5,6 +5,7 @@ import numpy as np
 from scipy.linalg import orthogonal_procrustes
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
+from threadpoolctl import threadpool_limits
 
 METHODS = ("t-SNE", "UMAP", "PCA")
 PARAMETER_RANGE = (2, 50)      # t-SNE perplexity / UMAP neighbours a visitor may ask for
@@ -30,6 +31,15 @@ def project(embeddings: np.ndarray, method: str = "t-SNE", parameter: float | No
     n = len(embeddings)
     if n < 3:
         raise ValueError(f"a map needs at least 3 points, got {n}")
+    # A map of a hundred points is too small to share: one OpenMP thread (this thread's setting only) does it
+    # in a fifth of the CPU time that two spinning threads burn on a shared 2-core host (docs/task-profile.md).
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return _project(embeddings, method, parameter, seed, init)
+
+
+def _project(embeddings: np.ndarray, method: str, parameter: float | None, seed: int,
+             init: np.ndarray | None) -> np.ndarray:
+    n = len(embeddings)
     if method == "PCA":
         return PCA(n_components=2, random_state=seed).fit_transform(embeddings)
     if method == "t-SNE":
