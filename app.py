@@ -179,9 +179,9 @@ def none_info() -> str:
     limits = thresholds(True)
     if not limits.get("teacher") or not limits.get("student"):
         return "no thresholds in the model cards (python -m pokedemo.bench none-threshold --record)"
-    return (f"below a similarity of {limits['teacher']:.2f} (teacher) / {limits['student']:.2f} (student) to the "
-            "nearest star; chosen on the val species, where it kept 95% of the sprites of a 5-way 5-shot task's "
-            "own classes (fewer pictures per class or photos: it says none more often)")
+    return (f"similarity to the nearest star below {limits['teacher']:.2f} (teacher) / {limits['student']:.2f} "
+            "(student): chosen on the val species to keep 95% of a 5-way 5-shot task's own sprites (more 'none' "
+            "with fewer pictures or photos)")
 
 
 def draw_maps(result: TaskResult | None, method: str, parameter: float, seed: int, thumbnails: bool):
