@@ -17,6 +17,9 @@ from torch import Tensor
 from .augment import augment
 
 
+TEMPERATURE = 0.1   # prototype logits: cosine similarity / TEMPERATURE
+
+
 def compute_prototypes(support_embeddings: Tensor, support_labels: Tensor, n_way: int | None = None) -> Tensor:
     """Class means, re-normalised.
 
@@ -38,7 +41,7 @@ def centre(embeddings: Tensor, mean: Tensor | None) -> Tensor:
     return embeddings if mean is None else F.normalize(embeddings - mean, dim=-1)
 
 
-def prototype_logits(query_embeddings: Tensor, prototypes: Tensor, temperature: float = 0.1) -> Tensor:
+def prototype_logits(query_embeddings: Tensor, prototypes: Tensor, temperature: float = TEMPERATURE) -> Tensor:
     """Cosine similarity of each query to each class prototype, scaled.
 
     query_embeddings: (n_query, embedding_dim), L2-normalised
@@ -69,7 +72,7 @@ def similarities(support_embeddings: Tensor, support_labels: Tensor, query_embed
 
 
 def classify(support_embeddings: Tensor, support_labels: Tensor, query_embeddings: Tensor,
-             mean: Tensor | None = None, temperature: float = 0.1, support_views: Tensor | None = None,
+             mean: Tensor | None = None, temperature: float = TEMPERATURE, support_views: Tensor | None = None,
              photo_queries: Tensor | None = None) -> Tensor:
     """(n_query, n_way) probabilities of each query for each class (see `similarities`)."""
     return (similarities(support_embeddings, support_labels, query_embeddings, mean, support_views, photo_queries)

@@ -40,7 +40,7 @@ def _answer_text(result: TaskResult, k: int) -> str:
 def accuracy_line(result: TaskResult, thresholds: dict[str, float | None] | None = None) -> str:
     """One sentence: each model's accuracy on the test pictures whose class is known."""
     thresholds = thresholds or {}
-    known = sum(result.judged(next(iter(thresholds.values()), None)))
+    known = sum(result.judged(next(iter(thresholds.values()), None)))  # judged depends only on a threshold being set
     if not known:
         return ("<p class='accuracy'>No test picture has a known class, so there is no accuracy: add test pictures "
                 "to a class, or gallery pictures of the task's species.</p>")
@@ -54,13 +54,14 @@ def predictions_grid(result: TaskResult, thresholds: dict[str, float | None] | N
     thresholds = thresholds or {}
     models = models_of(result)
     answers = {k: result.answers(k, thresholds.get(k)) for k in models}
+    judged = {k: result.judged(thresholds.get(k)) for k in models}
     cells = []
     for i, picture in enumerate(result.pictures[result.n_support:]):
         truth = result.query_labels[i]
         lines = []
         for key in models:
             k = int(answers[key][i])
-            wrong = result.judged(thresholds.get(key))[i] and k != truth
+            wrong = judged[key][i] and k != truth
             confidence = "" if k == NONE else f" {result.probabilities[key][i, k]:.0%}"
             lines.append(f"<div class='answer {'mistake' if wrong else 'ok'}' title='{MODEL_LABELS[key]}'>"
                          f"<span class='who'>{SHORT[key]}</span> {'<b>wrong:</b> ' if wrong else ''}"
@@ -94,14 +95,16 @@ def details_html(result: TaskResult, thresholds: dict[str, float | None] | None 
     thresholds = thresholds or {}
     models = models_of(result)
     names = [escape(n) for n in result.class_names]
+    answers = {k: result.answers(k, thresholds.get(k)) for k in models}
+    judged = {k: result.judged(thresholds.get(k)) for k in models}
     rows = []
     for i, picture in enumerate(result.pictures[result.n_support:]):
         truth = result.query_labels[i]
         cells = [f"<td><img src='{png_data_uri(picture.image, 40)}' alt=''/> {escape(picture.name)}</td>",
                  f"<td>{_truth_text(result, truth)}</td>"]
         for key in models:
-            k = int(result.answers(key, thresholds.get(key))[i])
-            wrong = result.judged(thresholds.get(key))[i] and k != truth
+            k = int(answers[key][i])
+            wrong = judged[key][i] and k != truth
             cells.append(f"<td class='{'mistake' if wrong else 'ok'}'>{'<b>wrong:</b> ' if wrong else ''}"
                          f"{escape(_answer_text(result, k))}<br><small>top 3: {_top3(result, key, i)}</small></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -130,13 +133,14 @@ def results_csv(result: TaskResult, thresholds: dict[str, float | None] | None =
     models = models_of(result)
     out = io.StringIO()
     writer = csv.writer(out)
+    answers = {k: result.answers(k, thresholds.get(k)) for k in models}
     writer.writerow(["picture", "source", "true class"] + [f"{MODEL_LABELS[k]} {c}" for k in models
                                                            for c in ("answer", "confidence", "top 3")])
     for i, picture in enumerate(result.pictures[result.n_support:]):
         truth = result.query_labels[i]
         row = [picture.name, picture.source, "" if truth is None else _truth_text(result, truth, html=False)]
         for key in models:
-            k = int(result.answers(key, thresholds.get(key))[i])
+            k = int(answers[key][i])
             order = np.argsort(-result.probabilities[key][i])[:3]
             row += [_answer_text(result, k), f"{result.probabilities[key][i].max():.4f}",
                     "; ".join(f"{result.class_names[j]} {result.probabilities[key][i, j]:.4f}" for j in order)]

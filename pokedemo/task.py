@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from .checkpoint import base_mean, save_checkpoint
-from .fewshot import FineTuneConfig, centre, compute_prototypes, fine_tune, reindex_labels, similarities
+from .fewshot import (TEMPERATURE, FineTuneConfig, centre, compute_prototypes, fine_tune, reindex_labels,
+                      similarities)
 from .images import is_photo, load_image, to_model_image
 from .models import Embedder, Embedding, to_tensor
 from .tracks import render_pictures, support_views
@@ -26,7 +27,6 @@ MAX_SUPPORT_FILES = 20                # pictures in one class slot (the first MA
 MAX_CALL_BYTES = 100 * 1024 * 1024    # their bytes together, counted before decoding
 MAX_FINE_TUNE_SECONDS = 20.0          # a fine-tuning run stops here whatever the steps
 NONE = -1                             # the answer "none of these"
-TEMPERATURE = 0.1                     # prototype logits: cosine / TEMPERATURE, as everywhere (fewshot.classify)
 MODEL_LABELS = {"teacher": "teacher", "student": "student", "student+fine-tune": "fine-tuned student",
                 "teacher+fine-tune": "fine-tuned teacher"}
 

@@ -5,7 +5,7 @@ import csv
 import hashlib
 import shutil
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +87,17 @@ class Gallery:
         """The gallery item whose file has the same bytes as `path` (a gallery picture copied by Gradio, or
         uploaded unchanged), else None. Never by name: an upload called 025-front-0.png is an upload."""
         try:
-            data = Path(path).read_bytes() if Path(path).stat().st_size < 1 << 20 else b""
+            stat = Path(path).stat()
+        except OSError:
+            return None
+        return self._identify(str(path), stat.st_size, stat.st_mtime_ns)
+
+    @lru_cache(maxsize=4096)
+    def _identify(self, path: str, size: int, mtime_ns: int) -> GalleryItem | None:
+        """identify() for one version of a file (its size and time): a run asks for each picture's species,
+        mask and keep-or-delete, and each file is read and hashed once."""
+        try:
+            data = Path(path).read_bytes() if size < 1 << 20 else b""
         except OSError:
             return None
         return self.by_digest.get(hashlib.sha256(data).digest())
