@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import Dataset, Sampler, default_collate
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -103,6 +104,49 @@ def training_views(images: Tensor, alpha: Tensor, config: TrainConfig, backgroun
         sprites = sprites * masks + (1 - masks)  # colour changes stay on the sprite: white stays white
         views[chosen] = render(sprites, masks, backgrounds, generator)
     return views
+
+
+class StepViews(Dataset):
+    """The training views made where the pictures are read: in the DataLoader workers (`--workers N`), so
+    augmenting and photo-like rendering, which run on the CPU, keep pace with a GPU. Each step's views come
+    from their own seed (seed, epoch, step, rank), so they are the same for any number of workers. The batch
+    sampler must be wrapped in `NumberedBatches`; returns (views (B, 3, S, S) float, alpha, labels, index)."""
+
+    def __init__(self, dataset: Dataset, config: TrainConfig, rank: int = 0):
+        self.dataset, self.config, self.rank = dataset, config, rank
+        self._bank: tuple[int, Tensor] | None = None      # (epoch, its backgrounds), per worker process
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitems__(self, keys: list[tuple[int, int, int]]):
+        epoch, step = keys[0][0], keys[0][1]
+        pictures, alpha, labels, index = default_collate([self.dataset[i] for _, _, i in keys])
+        if self.config.render_p > 0 and (self._bank is None or self._bank[0] != epoch):
+            self._bank = (epoch, make_backgrounds("train", 1024, 80, seed=epoch))   # the main path's bank
+        generator = torch.Generator().manual_seed(((self.config.seed * 1000 + epoch) * 100_003 + step) * 1024
+                                                  + self.rank)
+        views = training_views(pictures.float().div_(255), alpha.float().div_(255), self.config,
+                               self._bank[1] if self._bank else None, generator)
+        return views, alpha, labels, index
+
+
+class NumberedBatches(Sampler):
+    """A batch sampler's batches as (epoch, step, index) keys, for `StepViews`."""
+
+    def __init__(self, batches: BalancedBatches):
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        for step, batch in enumerate(self.batches):
+            yield [(self.batches.epoch, step, i) for i in batch]
+
+
+def _as_is(batch):
+    return batch
 
 
 def _state_tensors(model, heads, optimiser) -> dict:
@@ -192,7 +236,12 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
     per_epoch = config.steps_per_epoch or max(1, n_images // (config.classes_per_batch * config.images_per_class))
     batches = BalancedBatches(data.labels, config.classes_per_batch, config.images_per_class, per_epoch, config.seed,
                               ranks.rank, ranks.world_size)
-    steps = loader(train_set, batches, args.workers, pin_memory=cuda)
+    views_in_workers = args.workers > 0
+    if views_in_workers:   # augment and render in the workers too (`StepViews`)
+        steps = loader(StepViews(train_set, config, ranks.rank), NumberedBatches(batches), args.workers,
+                       pin_memory=cuda, collate=_as_is)
+    else:                  # in this process, from one generator per epoch (the shipped checkpoints' recipe)
+        steps = loader(train_set, batches, 0, pin_memory=cuda)
     unlabeled_set = FolderImages(image_files(Path(args.unlabeled)), None, data.image_size) if args.unlabeled else None
     teacher_logits = teacher_embeddings = None
     if teacher is not None:
@@ -231,7 +280,8 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
                                       ranks.world_size, args.workers, cuda) if unlabeled_set is not None else None
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch + 7919 * ranks.rank)  # own views
         # a fresh bank of training backgrounds each epoch (the train pool: never the val or test ones)
-        backgrounds = make_backgrounds("train", 1024, 80, seed=epoch) if config.render_p > 0 else None
+        backgrounds = make_backgrounds("train", 1024, 80, seed=epoch) \
+            if config.render_p > 0 and not views_in_workers else None
         model.train(), heads.train()
         losses = []
         bar = tqdm(steps, desc=f"{kind} epoch {epoch + 1}/{config.epochs}", unit="step", file=sys.stderr,
@@ -239,8 +289,9 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         for step, (pictures, alpha, batch_labels, index) in enumerate(bar):
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(config, epoch * per_epoch + step, total, per_epoch)
-            batch = _to_device(training_views(pictures.float().div_(255), alpha.float().div_(255), config, backgrounds,
-                                              generator), device)
+            views = pictures if views_in_workers else training_views(
+                pictures.float().div_(255), alpha.float().div_(255), config, backgrounds, generator)
+            batch = _to_device(views, device)
             batch_labels = batch_labels.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 features, projected, logits, to_teacher = engine(batch)          # (B, D), (B, 1, P), (B, C)
@@ -350,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unlabeled", help="student: a folder of unlabeled images to distil on as well")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes reading the images")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes reading the images and making the "
+                        "training views (0: in this process, one random stream per epoch)")
     parser.add_argument("--amp", choices=["auto", "on", "off"], default="auto",
                         help="bf16 autocast: auto = on CUDA only")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training step")

@@ -141,3 +141,29 @@ def test_the_device_follows_pokedemo_device_and_embeddings_come_back_where_the_p
     with torch.inference_mode():
         out = model.embed(torch.rand(2, 3, 64, 64))
     assert out.device.type == "cpu" and torch.allclose(out.norm(dim=1), torch.ones(2))
+
+
+def test_views_made_in_the_workers_are_the_same_for_any_number_of_workers():
+    from pokedemo.data.stream import ArrayImages, BalancedBatches, loader
+    from pokedemo.train import NumberedBatches, StepViews, TrainConfig, _as_is
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    alpha = np.zeros((24, 32, 32), np.uint8)
+    alpha[:, 8:24, 8:24] = 255                                   # a sprite in the middle, background around
+    dataset = ArrayImages(images, alpha, np.repeat(np.arange(6), 4))
+    config = TrainConfig(render_p=0.5, seed=3)
+
+    def epoch_views(workers, epoch):
+        batches = BalancedBatches(dataset.labels, 3, 2, 3, seed=config.seed)
+        batches.set_epoch(epoch)
+        return [(views, index) for views, _, _, index in
+                loader(StepViews(dataset, config), NumberedBatches(batches), workers, collate=_as_is)]
+
+    alone, shared = epoch_views(0, 1), epoch_views(2, 1)
+    assert len(alone) == len(shared) == 3
+    for (views, index), (other_views, other_index) in zip(alone, shared):
+        assert views.shape == (6, 3, 32, 32) and 0 <= views.min() and views.max() <= 1
+        assert torch.equal(index, other_index) and torch.equal(views, other_views)
+    assert not torch.equal(alone[0][0], alone[1][0])                  # each step its own views
+    assert not torch.equal(alone[0][0], epoch_views(0, 2)[0][0])      # and each epoch

@@ -102,10 +102,11 @@ class BalancedBatches(Sampler[list[int]]):
             yield batch.reshape(self.world_size, -1)[self.rank].tolist()
 
 
-def loader(dataset: Dataset, batches: Sampler, workers: int = 0, pin_memory: bool = False) -> DataLoader:
+def loader(dataset: Dataset, batches: Sampler, workers: int = 0, pin_memory: bool = False,
+           collate=None) -> DataLoader:
     """A DataLoader over `batches` (lists of indices); `workers` processes decode while the model trains."""
     return DataLoader(dataset, batch_sampler=batches, num_workers=workers, pin_memory=pin_memory,
-                      persistent_workers=workers > 0)
+                      persistent_workers=workers > 0, collate_fn=collate, prefetch_factor=4 if workers else None)
 
 
 def in_order(dataset: Dataset, batch_size: int = 256, workers: int = 0) -> DataLoader:
