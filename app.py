@@ -36,6 +36,7 @@ from pokedemo.data.gallery import Gallery  # noqa: E402
 from pokedemo.images import LIMITS_TEXT, to_model_image  # noqa: E402
 from pokedemo.maps import task_maps  # noqa: E402
 from pokedemo.models import pick_device  # noqa: E402
+from pokedemo.priority import background_pool, submit_in_context  # noqa: E402
 from pokedemo.sessions import SessionRegistry  # noqa: E402
 from pokedemo.task import (MAX_FINE_TUNE_SECONDS, MAX_QUERY, MAX_SHOT, MAX_STEPS, MAX_WAY, SHOT_RULE,  # noqa: E402
                            Models, Slot, TaskResult, check_request, classify_picture, export_tuned_student,
@@ -61,6 +62,8 @@ def load_models() -> tuple[Models | None, str]:
 
 MODELS, MODELS_PROBLEM = load_models()
 GALLERY = Gallery(GALLERY_DIR)
+# fine-tuning and maps of the page's runs, below the first answers' priority (as many as the "task" limit)
+BACKGROUND = background_pool(2)
 BENCHMARKS = REPO_ROOT / "docs" / "benchmarks.json"
 
 
@@ -171,6 +174,8 @@ def thresholds(use_none: bool) -> dict:
         return {}
     teacher = MODELS.teacher_card.get("none_threshold", {}).get("threshold")
     student = MODELS.student_card.get("none_threshold", {}).get("threshold")
+    if teacher is None or student is None:  # a card without its threshold: no "none of these" (none_info says so)
+        return {}
     return {"teacher": teacher, "teacher+fine-tune": teacher, "student": student, "student+fine-tune": student}
 
 
@@ -200,20 +205,19 @@ def _slots(n_way: int, names, galleries, tests) -> list[Slot]:
                  [(p, *_truth(p)) for p in _paths(tests[k])]) for k in range(n_way)]
 
 
-def run(n_way, steps, tune_teacher, photo_queries, task_seed, use_none, request: gr.Request,
-        progress=gr.Progress(), *values):  # noqa: B026 - Gradio injects request and progress by position
-    """Queued, in phases (a generator: Gradio shows each yield, and stops it if the visitor leaves): check the
-    request's limits and read the pictures; both models' answers; the fine-tuned student's; the maps."""
+def answer(n_way, steps, tune_teacher, photo_queries, task_seed, use_none, request: gr.Request,
+           progress=gr.Progress(), *values):  # noqa: B026 - Gradio injects request and progress by position
+    """Run, first phase (queued apart from the later ones, so a class's first answers come first): check the
+    request's limits, read the pictures, and both models' answers. returns: grid, status, the two maps (none
+    yet), the result, details, and what the later phases need (when it started, the notes)."""
     names, galleries, tests = values[:MAX_WAY], values[MAX_WAY:2 * MAX_WAY], values[2 * MAX_WAY:3 * MAX_WAY]
     queries, method, parameter, seed, thumbnails = values[3 * MAX_WAY:]
     if MODELS is None:
         raise gr.Error(MODELS_PROBLEM)
     session, n_way, limits = request.session_hash, int(n_way), thresholds(use_none)
     SESSIONS.add_files(session, [p for g in (*galleries, *tests) for p in _paths(g)] + _paths(queries))
-    cancel_flag = SESSIONS.cancel_flag(session)
-    if cancel_flag.is_set():
-        yield "", "Cancelled before it started.", None, None, None, ""
-        return
+    if SESSIONS.cancel_flag(session).is_set():
+        return "", "Cancelled before it started.", None, None, None, "", None
     started = time.perf_counter()
     try:
         check_request([_paths(galleries[k]) for k in range(n_way)],
@@ -227,23 +231,38 @@ def run(n_way, steps, tune_teacher, photo_queries, task_seed, use_none, request:
     supports, query_pictures, problems = _read_task(plan.supports, plan.queries)
     if photo_queries:  # gallery queries as phone photos (uploads stay as they are)
         query_pictures = photo_like(query_pictures, [_alpha(q.path) for q in query_pictures], int(task_seed or 0))
-    report = lambda f, text: progress(f, desc=text)
     notes = [f"Note: {html.escape(n)}" for n in plan.notes] + [f"Skipped: {html.escape(p)}" for p in problems]
     try:
-        result = first_answer(MODELS, plan.class_names, supports, query_pictures, report)
+        result = first_answer(MODELS, plan.class_names, supports, query_pictures,
+                              lambda f, text: progress(f, desc=text))
     except ValueError as error:
         raise gr.Error(html.escape(" ".join([str(error)] + [f"(Skipped: {p})" for p in problems]))) from None
     coming = "the fine-tuned student and the maps" if int(steps) else "the maps"
-    yield (report_html.predictions_grid(result, limits),
-           "\n\n".join([f"Teacher and student answered in {time.perf_counter() - started:.1f} s; {coming} are "
-                         "coming."] + notes), None, None, result, report_html.details_html(result, limits))
+    return (report_html.predictions_grid(result, limits),
+            "\n\n".join([f"Teacher and student answered in {time.perf_counter() - started:.1f} s; {coming} are "
+                          "coming."] + notes), None, None, result, report_html.details_html(result, limits),
+            {"started": started, "notes": notes})
+
+
+def finish_run(result: TaskResult | None, run_info: dict | None, steps, tune_teacher, use_none, method, parameter,
+               seed, thumbnails, request: gr.Request, progress=gr.Progress()):
+    """Run, later phases (a generator: Gradio shows each yield, and stops it if the visitor leaves): the
+    fine-tuned student's answers, then the maps. They are computed on the background pool, at a lower
+    priority than the first answers of visitors still waiting (`pokedemo.priority`)."""
+    if result is None or run_info is None:  # cancelled before it started: nothing more to do
+        return
+    limits, notes, started = thresholds(use_none), run_info["notes"], run_info["started"]
+    cancel_flag = SESSIONS.cancel_flag(request.session_hash)
+    report = lambda f, text: progress(f, desc=text)
     if int(steps):
-        result = refine(MODELS, result, int(steps), bool(tune_teacher), cancel_flag, report)
+        result = submit_in_context(BACKGROUND, refine, MODELS, result, int(steps), bool(tune_teacher), cancel_flag,
+                                   report).result()
         yield (report_html.predictions_grid(result, limits),
                "\n\n".join([f"Fine-tuned in {result.fine_tune_seconds:.1f} s; the maps are coming."] + notes),
                None, None, result, report_html.details_html(result, limits))
     progress(0.9, desc="drawing the maps")
-    teacher_map, student_map = draw_maps(result, method, parameter, seed, thumbnails)
+    teacher_map, student_map = submit_in_context(BACKGROUND, draw_maps, result, method, parameter, seed,
+                                                 thumbnails).result()
     done = [f"Done in {time.perf_counter() - started:.1f} s (student fine-tuning {result.fine_tune_seconds:.1f} s)."]
     if result.cancelled:
         done.append("**Fine-tuning was cancelled**: the student column shows the model as it was when stopped.")
@@ -408,6 +427,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
     if MODELS_PROBLEM:
         gr.Markdown(f"**Problem:** {MODELS_PROBLEM}")
     result_state = gr.State(None)
+    run_info = gr.State(None)         # what the later phases of a run need from its first (start, notes)
     with gr.Tab("Few-shot task"):
         with gr.Row(equal_height=True, elem_id="controls"):
             run_button = gr.Button("Run", variant="primary", elem_id="run", min_width=90, scale=0)
@@ -528,9 +548,14 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
                         api_visibility="private")
     # every CPU-heavy handler shares one limit ("task"): runs, map redraws, API calls, speed measurements
     heavy = {"concurrency_limit": 2, "concurrency_id": "task", "api_visibility": "private"}
+    # Run: the first answers in their own queue (a class's first answers before anyone's fine-tuning), then
+    # the rest (only after a first answer: a refused request stops there)
     run_button.click(arm, None, None, queue=False, api_visibility="private").then(
-        run, [n_way, steps, tune_teacher, photo_queries, seed, use_none, *slot_names, *slot_galleries, *slot_tests,
-              queries, method, parameter, map_seed, thumbnails],
+        answer, [n_way, steps, tune_teacher, photo_queries, seed, use_none, *slot_names, *slot_galleries, *slot_tests,
+                 queries, method, parameter, map_seed, thumbnails],
+        [predictions, status, teacher_plot, student_plot, result_state, details, run_info],
+        show_progress_on=[status], concurrency_limit=2, concurrency_id="answer", api_visibility="private").success(
+        finish_run, [result_state, run_info, steps, tune_teacher, use_none, method, parameter, map_seed, thumbnails],
         [predictions, status, teacher_plot, student_plot, result_state, details], show_progress_on=[status], **heavy)
     cancel_button.click(cancel, None, None, queue=False, api_visibility="private")
     use_none.change(rescore, [result_state, use_none], [predictions, details], api_visibility="private")

@@ -1,5 +1,6 @@
-"""Measure the served app through gradio_client: start-up time, task latency (5-way 5-shot, 25 queries,
-student fine-tuned, both t-SNE maps drawn) and server memory over repeated tasks.
+"""Measure the served app through its API (`scripts/api_client.py`: all pictures in one upload): start-up
+time, task latency (5-way 5-shot with 15 queries: 40 pictures; student fine-tuned, both t-SNE maps drawn)
+and server memory over repeated tasks.
 
     python scripts/bench_app.py [--tasks 20] [--json docs/app-benchmark.json]
 """
@@ -13,11 +14,12 @@ import time
 from pathlib import Path
 
 import psutil
-from gradio_client import Client, handle_file
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pokedemo.config import ASSETS_DIR  # noqa: E402
 from pokedemo.data.gallery import Gallery  # noqa: E402
+from scripts.api_client import classify  # noqa: E402
 from scripts.serve import gallery_task, start_server  # noqa: E402
 
 
@@ -30,14 +32,13 @@ def main() -> int:
     gallery = Gallery(ASSETS_DIR / "gallery")
     process, url, startup = start_server()
     try:
-        client = Client(url, verbose=False)
+        http = httpx.Client(base_url=url, timeout=httpx.Timeout(10.0, read=300.0))
         memory = psutil.Process(process.pid)
         latencies, rss, sent = [], [], []
         for task in range(args.tasks):
-            paths, labels, queries, names = gallery_task(gallery, seed=task, n_query=5)
+            paths, labels, queries, names = gallery_task(gallery, seed=task, n_query=3)
             started = time.perf_counter()
-            out = client.predict([handle_file(p) for p in paths], labels, [handle_file(q) for q in queries],
-                                 args.steps, True, api_name="/classify")
+            out = classify(url, paths, labels, queries, args.steps, True, http=http)
             latencies.append(time.perf_counter() - started)
             assert out["classes"] == names and out["maps"]["teacher"] and out["maps"]["student"]
             assert len(out["predictions"]) == len(queries), "every query sent must be answered"

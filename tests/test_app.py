@@ -30,9 +30,13 @@ def run_phases(filled, n_way, steps, names=None, photo=False, seed=0, method="PC
                progress=None, tune_teacher=False, use_none=False, tests=None):
     names = names or [u["value"] for u in filled[:app.MAX_WAY]]
     tests = tests or filled[2 * app.MAX_WAY:QUERIES]
-    return list(app.run(n_way, steps, tune_teacher, photo, seed, use_none, FakeRequest(session),
-                        progress or NoProgress(), *names, *filled[app.MAX_WAY:2 * app.MAX_WAY], *tests,
-                        filled[QUERIES], method, 10, 0, False))
+    request, progress = FakeRequest(session), progress or NoProgress()
+    *first, result, details, run_info = app.answer(
+        n_way, steps, tune_teacher, photo, seed, use_none, request, progress, *names,
+        *filled[app.MAX_WAY:2 * app.MAX_WAY], *tests, filled[QUERIES], method, 10, 0, False)
+    # the page's chain: the first answers, then (after them) the fine-tuned student and the maps
+    return [(*first, result, details)] + list(app.finish_run(result, run_info, steps, tune_teacher, use_none, method,
+                                                              10, 0, False, request, progress))
 
 
 def run_filled(filled, n_way, steps, **options):
@@ -417,3 +421,25 @@ def test_photo_queries_meet_photo_ready_prototypes_and_sprite_queries_do_not():
     border = photo.view_images[:, :, 0].reshape(-1, 3)
     assert (border.min(axis=-1) < 240).mean() > 0.5
     assert [q.label for q in photo.pictures[photo.n_support:]] == photo.query_labels == plain.query_labels
+
+
+def test_the_later_phases_run_below_the_first_answers_priority_and_see_the_request_context():
+    import contextvars
+    import os
+    import sys
+    import threading
+
+    from pokedemo.priority import background_pool, submit_in_context
+
+    marker = contextvars.ContextVar("marker", default="unset")
+    marker.set("this request")
+    pool = background_pool(1)
+    try:
+        nice, seen = submit_in_context(pool, lambda: (os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+                                                      marker.get())).result()
+    finally:
+        pool.shutdown()
+    assert seen == "this request"                       # e.g. the run's progress bar
+    if sys.platform.startswith("linux"):
+        assert nice > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert app.BACKGROUND._max_workers == 2

@@ -39,3 +39,18 @@ def test_the_documented_api_example_runs_as_written(server_url, capsys, monkeypa
     exec(example.replace("http://127.0.0.1:7860/", server_url), {})
     printed = capsys.readouterr().out
     assert "'label': 'Gengar'" in printed  # the query is Gengar's dream-world art
+
+
+def test_the_one_upload_api_client_answers_every_query_and_names_a_refused_request(server_url, tmp_path):
+    import pytest
+
+    from scripts.api_client import classify
+    from scripts.serve import gallery_task
+
+    paths, labels, queries, names = gallery_task(app.GALLERY, seed=3, n_query=3)
+    assert len(paths) + len(queries) == 40
+    out = classify(server_url, paths, labels, queries, steps=2)
+    assert out["classes"] == names and len(out["predictions"]) == len(queries) == 15
+    assert {p["student+fine-tune"]["label"] for p in out["predictions"]} <= set(names)
+    with pytest.raises(RuntimeError, match="class names"):
+        classify(server_url, paths[:2], "OnlyOneName", queries[:1], steps=2)
