@@ -126,18 +126,18 @@ def page_visitor(url: str, config: dict, index: int, tasks: int, steps: int, dea
     steps_id, seed_id = by_elem["steps"], by_elem["task-seed"]
     name_ids = [by_elem[f"class-name-{k}"] for k in range(5)]
     test_ids = [by_elem["queries"]] + [i for e, i in by_elem.items() if e and e.startswith("test-")]
-    if burst is not None:
-        burst.wait()
-        time.sleep(np.random.default_rng(index).uniform(0, 1))
     for task in range(tasks):
         if time.perf_counter() > deadline:
             out["errors"].append(f"visitor {index}: deadline reached before task {task + 1}")
             return
         try:
-            page.values[seed_id] = 1000 * index + task            # the visitor's own task
+            page.values[seed_id] = 1000 * index + task            # the visitor's own task, made ready
             page.call("random_task", page.inputs("random_task"))
             names = [page.values[i] for i in name_ids]
             page.values[steps_id] = steps
+            if burst is not None and task == 0:  # a class: every task ready, then all press Run within a second
+                burst.wait(timeout=120)
+                time.sleep(np.random.default_rng(index).uniform(0, 1))
             pressed = time.perf_counter()                          # Run
             page.call("arm", [])
             first = page.call("answer", page.inputs("answer"))
@@ -145,7 +145,9 @@ def page_visitor(url: str, config: dict, index: int, tasks: int, steps: int, dea
             final = page.call("finish_run", page.inputs("finish_run"))
             complete_seconds = time.perf_counter() - pressed
         except Exception as error:  # noqa: BLE001 - every failure is counted and reported
-            out["errors"].append(f"visitor {index} task {task + 1}: {error}")
+            out["errors"].append(f"visitor {index} task {task + 1}: {error!r}")
+            if burst is not None:
+                burst.abort()  # nobody waits for a visitor who will not come
             continue
         sent = sum(len(page.values[i] or []) for i in test_ids)                # test pictures sent
         cells, said = answered(final[0])
