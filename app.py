@@ -62,8 +62,9 @@ def load_models() -> tuple[Models | None, str]:
 
 MODELS, MODELS_PROBLEM = load_models()
 GALLERY = Gallery(GALLERY_DIR)
-# fine-tuning and maps of the page's runs, below the first answers' priority (as many as the "task" limit)
-BACKGROUND = background_pool(2)
+TASK_WORKERS = 2  # CPU-heavy events at a time (the "task" group); first answers have a limit of their own
+# fine-tuning and maps of the page's runs, below the first answers' priority (one thread per "task" worker)
+BACKGROUND = background_pool(TASK_WORKERS)
 BENCHMARKS = REPO_ROOT / "docs" / "benchmarks.json"
 
 
@@ -241,16 +242,22 @@ def answer(n_way, steps, tune_teacher, photo_queries, task_seed, use_none, reque
     return (report_html.predictions_grid(result, limits),
             "\n\n".join([f"Teacher and student answered in {time.perf_counter() - started:.1f} s; {coming} are "
                           "coming."] + notes), None, None, result, report_html.details_html(result, limits),
-            {"started": started, "notes": notes})
+            {"started": started, "notes": notes, "steps": int(steps), "tune_teacher": bool(tune_teacher),
+             "finished": False})
 
 
-def finish_run(result: TaskResult | None, run_info: dict | None, steps, tune_teacher, use_none, method, parameter,
-               seed, thumbnails, request: gr.Request, progress=gr.Progress()):
+def finish_run(result: TaskResult | None, run_info: dict | None, use_none, method, parameter, seed, thumbnails,
+               request: gr.Request, progress=gr.Progress()):
     """Run, later phases (a generator: Gradio shows each yield, and stops it if the visitor leaves): the
     fine-tuned student's answers, then the maps. They are computed on the background pool, at a lower
-    priority than the first answers of visitors still waiting (`pokedemo.priority`)."""
-    if result is None or run_info is None:  # cancelled before it started: nothing more to do
+    priority than the first answers of visitors still waiting (`pokedemo.priority`). The fine-tuning is the
+    one asked for when Run was pressed (`run_info`), and each first answer is refined once: when Run was
+    pressed again meanwhile, the session holds the newer answer, and the first of its two refinements to
+    start does the work."""
+    if result is None or run_info is None or run_info["finished"]:  # cancelled before it started, or done
         return
+    run_info["finished"] = True
+    steps, tune_teacher = run_info["steps"], run_info["tune_teacher"]
     limits, notes, started = thresholds(use_none), run_info["notes"], run_info["started"]
     cancel_flag = SESSIONS.cancel_flag(request.session_hash)
     report = lambda f, text: progress(f, desc=text)
@@ -547,7 +554,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
     query_picker.change(add_query_species, [query_picker, queries, *slot_galleries], [queries, query_picker],
                         api_visibility="private")
     # every CPU-heavy handler shares one limit ("task"): runs, map redraws, API calls, speed measurements
-    heavy = {"concurrency_limit": 2, "concurrency_id": "task", "api_visibility": "private"}
+    heavy = {"concurrency_limit": TASK_WORKERS, "concurrency_id": "task", "api_visibility": "private"}
     # Run: the first answers in their own queue (a class's first answers before anyone's fine-tuning), then
     # the rest (only after a first answer: a refused request stops there)
     run_button.click(arm, None, None, queue=False, api_visibility="private").then(
@@ -555,7 +562,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
                  queries, method, parameter, map_seed, thumbnails],
         [predictions, status, teacher_plot, student_plot, result_state, details, run_info],
         show_progress_on=[status], concurrency_limit=2, concurrency_id="answer", api_visibility="private").success(
-        finish_run, [result_state, run_info, steps, tune_teacher, use_none, method, parameter, map_seed, thumbnails],
+        finish_run, [result_state, run_info, use_none, method, parameter, map_seed, thumbnails],
         [predictions, status, teacher_plot, student_plot, result_state, details], show_progress_on=[status], **heavy)
     cancel_button.click(cancel, None, None, queue=False, api_visibility="private")
     use_none.change(rescore, [result_state, use_none], [predictions, details], api_visibility="private")
@@ -568,7 +575,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
                   time_limit=120, concurrency_limit=2, concurrency_id="webcam", api_visibility="private",
                   show_progress="hidden")
     api_button.click(classify_api, [api_support, api_labels, api_queries, api_steps, api_maps], api_out,
-                     api_name="classify", concurrency_limit=2, concurrency_id="task")
+                     api_name="classify", concurrency_limit=TASK_WORKERS, concurrency_id="task")
     measure_button.click(measure_here, None, measured, **heavy)
     demo.unload(end_session)
     demo.load(example_task, None, task_outputs, api_visibility="private")

@@ -120,6 +120,7 @@ class StepViews(Dataset):
         return len(self.dataset)
 
     def __getitems__(self, keys: list[tuple[int, int, int]]):
+        """One step's keys -> the step's batch, already collated (load it with `collate=_as_is`)."""
         epoch, step = keys[0][0], keys[0][1]
         pictures, alpha, labels, index = default_collate([self.dataset[i] for _, _, i in keys])
         if self.config.render_p > 0 and (self._bank is None or self._bank[0] != epoch):
@@ -222,6 +223,18 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
     if args.init:  # start from trained weights (e.g. the clean teacher) instead of random ones
         initial, _ = load_checkpoint(args.init)
         model.load_state_dict({k: v.float() for k, v in initial.state_dict().items()})
+    if args.finish:  # a run stopped before its last epoch (e.g. a time limit): write what it selected so far
+        if not ranks.main:
+            return None
+        best_file, history_file = run_dir / "best.safetensors", run_dir / "state.json"
+        if not best_file.exists() or not history_file.exists():
+            raise FileNotFoundError(f"--finish needs {best_file} and {history_file} from an earlier run")
+        model.load_state_dict(load_file(str(best_file)))
+        history = json.loads(history_file.read_text())
+        print(f"finishing {kind} from {run_dir}: stopped after epoch {history['epoch']} of {config.epochs}, "
+              f"selected epoch {history.get('best_epoch')}")
+        return finish(kind, model.cpu(), heads, data, args, config, arguments, {"world_size": 1} | history,
+                      teacher_card)
     if cuda:  # channels-last: the layout CUDA's convolution kernels prefer
         model.to(memory_format=torch.channels_last)
         if teacher is not None:
@@ -375,7 +388,7 @@ def finish(kind, model, heads, data: TrainData, args, config: TrainConfig, argum
         "architecture": "teacher" if kind == "teacher" else args.architecture, "arguments": arguments,
         "input_size": data.image_size, "normalisation": NORMALISATION, "embedding_dim": model.embedding_dim,
         "data": args.data, "species": data.classes, "dataset_sha512": data.data_hash,
-        "command": "python -m pokedemo.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": "python -m pokedemo.train " + " ".join(shlex.quote(a) for a in args.argv),
         "training_seconds": round(history["seconds"], 1), "epochs": history["epoch"],
         "selected_epoch": history.get("best_epoch"), "val_5shot": history["best"],
         "val_tracks": history.get("best_tracks"), "init": args.init, "world_size": history.get("world_size", 1),
@@ -409,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", help="per-epoch state and log (default runs/KIND)")
     parser.add_argument("--out", help="default checkpoints/KIND.safetensors")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.safetensors")
+    parser.add_argument("--finish", action="store_true",
+                        help="train no more: write the checkpoint and card of RUN_DIR's selected epoch so far "
+                             "(a run stopped before its last epoch, e.g. by a time limit)")
     parser.add_argument("--init", help="start from this checkpoint's weights (same architecture)")
     parser.add_argument("--fp32", action="store_true", help="teacher: save float32 (default float16)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
@@ -418,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=field.default)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # the card's command
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})

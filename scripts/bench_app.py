@@ -31,8 +31,8 @@ def main() -> int:
     args = parser.parse_args()
     gallery = Gallery(ASSETS_DIR / "gallery")
     process, url, startup = start_server()
+    http = httpx.Client(base_url=url, timeout=httpx.Timeout(10.0, read=300.0))
     try:
-        http = httpx.Client(base_url=url, timeout=httpx.Timeout(10.0, read=300.0))
         memory = psutil.Process(process.pid)
         latencies, rss, sent = [], [], []
         for task in range(args.tasks):
@@ -47,6 +47,7 @@ def main() -> int:
             print(f"task {task + 1}: {len(paths)} supports, {len(queries)} queries, {latencies[-1]:.2f} s, "
                   f"server RSS {rss[-1]:.0f} MiB", flush=True)
     finally:
+        http.close()
         process.terminate()
         process.wait(10)
     report = {"command": "python scripts/bench_app.py " + " ".join(sys.argv[1:]), "startup_seconds": startup,

@@ -31,13 +31,19 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pokedemo.config import ASSETS_DIR  # noqa: E402
 from pokedemo.data.gallery import Gallery  # noqa: E402
+from pokedemo.task import MAX_QUERY  # noqa: E402
 from scripts.api_client import classify  # noqa: E402
 from scripts.serve import gallery_task, start_server  # noqa: E402
 
 
 def visitor(url: str, gallery: Gallery, index: int, tasks: int, steps: int, deadline: float, out: dict,
             burst: threading.Barrier | None = None) -> None:
-    http = httpx.Client(base_url=url, timeout=httpx.Timeout(10.0, read=300.0))
+    with httpx.Client(base_url=url, timeout=httpx.Timeout(10.0, read=300.0)) as http:
+        _api_tasks(http, url, gallery, index, tasks, steps, deadline, out, burst)
+
+
+def _api_tasks(http: httpx.Client, url: str, gallery: Gallery, index: int, tasks: int, steps: int, deadline: float,
+               out: dict, burst: threading.Barrier | None) -> None:
     if burst is not None:  # a class: everyone connected, then all press Run within the same second
         burst.wait()
         time.sleep(np.random.default_rng(index).uniform(0, 1))
@@ -119,9 +125,17 @@ def answered(grid: str) -> tuple[int, set[str]]:
     return grid.count("class='cell'"), {html.unescape(name) for name in ANSWER.findall(grid)}
 
 
-def page_visitor(url: str, config: dict, index: int, tasks: int, steps: int, deadline: float, out: dict,
-                 burst: threading.Barrier | None = None) -> None:
+def page_visitor(url: str, config: dict, gallery: Gallery, index: int, tasks: int, steps: int, deadline: float,
+                 out: dict, burst: threading.Barrier | None = None) -> None:
     page = Page(url, config, f"load{index:04d}x{np.random.default_rng(index).integers(1 << 30):x}")
+    try:
+        _page_tasks(page, config, gallery, index, tasks, steps, deadline, out, burst)
+    finally:
+        page.http.close()
+
+
+def _page_tasks(page: Page, config: dict, gallery: Gallery, index: int, tasks: int, steps: int, deadline: float,
+                out: dict, burst: threading.Barrier | None) -> None:
     by_elem = {c.get("props", {}).get("elem_id"): c["id"] for c in config["components"]}
     steps_id, seed_id = by_elem["steps"], by_elem["task-seed"]
     name_ids = [by_elem[f"class-name-{k}"] for k in range(5)]
@@ -132,8 +146,12 @@ def page_visitor(url: str, config: dict, index: int, tasks: int, steps: int, dea
             return
         try:
             page.values[seed_id] = 1000 * index + task            # the visitor's own task, made ready
-            page.call("random_task", page.inputs("random_task"))
-            names = [page.values[i] for i in name_ids]
+            asked = page.inputs("random_task")                     # seed, ways, shots, test pictures a class
+            page.call("random_task", asked)
+            # the visitor's own classes, drawn here from the same gallery: what the answers may name
+            names = gallery.random_task(*(int(v) for v in asked), max_queries=MAX_QUERY)[0]
+            if [page.values[i] for i in name_ids[:len(names)]] != names:
+                raise RuntimeError(f"the page shows classes {[page.values[i] for i in name_ids]}, asked for {names}")
             page.values[steps_id] = steps
             if burst is not None and task == 0:  # a class: every task ready, then all press Run within a second
                 burst.wait(timeout=120)
@@ -156,8 +174,9 @@ def page_visitor(url: str, config: dict, index: int, tasks: int, steps: int, dea
         out["latencies"].append(complete_seconds)
         out["queries_sent"].append(sent)
         out["queries_answered"].append(cells)
-        if first_cells != sent or cells != sent or not (said | first_said) <= set(names) | {"none of these"} \
-                or "Done in" not in final[1] or final[2] is None:
+        if "Done in" not in final[1] or final[2] is None or final[3] is None:
+            out["errors"].append(f"visitor {index} task {task + 1}: no complete answer (status: {final[1][:80]})")
+        if first_cells != sent or cells != sent or not (said | first_said) <= set(names) | {"none of these"}:
             out["crosstalk"].append(f"visitor {index} task {task + 1}: answers name {sorted(said)}, sent {names}")
 
 
@@ -183,8 +202,8 @@ def main() -> int:
         burst = threading.Barrier(args.visitors) if args.burst else None
         if args.path == "page":
             config = httpx.get(url + "config", timeout=30).json()
-            threads = [threading.Thread(target=page_visitor, args=(url, config, v, args.tasks, args.steps, deadline,
-                                                                   out, burst)) for v in range(args.visitors)]
+            threads = [threading.Thread(target=page_visitor, args=(url, config, gallery, v, args.tasks, args.steps,
+                                                                   deadline, out, burst)) for v in range(args.visitors)]
         else:
             threads = [threading.Thread(target=visitor, args=(url, gallery, v, args.tasks, args.steps, deadline, out,
                                                               burst)) for v in range(args.visitors)]

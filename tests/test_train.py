@@ -167,3 +167,19 @@ def test_views_made_in_the_workers_are_the_same_for_any_number_of_workers():
         assert torch.equal(index, other_index) and torch.equal(views, other_views)
     assert not torch.equal(alone[0][0], alone[1][0])                  # each step its own views
     assert not torch.equal(alone[0][0], epoch_views(0, 2)[0][0])      # and each epoch
+
+
+def test_a_run_stopped_before_its_last_epoch_is_finished_from_its_run_folder(image_folder):
+    from pokedemo.checkpoint import load_checkpoint as load
+
+    run_dir, out = image_folder / "runs" / "stopped", image_folder / "finished.safetensors"
+    common = ["teacher", "--data", f"folder:{image_folder / 'folder'}", "--run-dir", str(run_dir), *TINY]
+    assert train_main([*common, "--finish", "--out", str(out)]) == 1              # nothing to finish yet
+    assert not out.exists()
+    assert train_main([*common, "--out", str(image_folder / "first.safetensors")]) == 0   # 1 epoch of it
+    assert train_main([*common[:-len(TINY)], *TINY[:1], "3", *TINY[2:], "--finish", "--out", str(out)]) == 0
+    model, card = load(out)
+    first, _ = load(image_folder / "first.safetensors")
+    assert card["epochs"] == 1 and card["selected_epoch"] == 1 and card["config"]["epochs"] == 3
+    assert "--finish" in card["command"]
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), first.state_dict().values()))
