@@ -36,7 +36,7 @@ from pokedemo.data.gallery import Gallery  # noqa: E402
 from pokedemo.images import LIMITS_TEXT, to_model_image  # noqa: E402
 from pokedemo.maps import task_maps  # noqa: E402
 from pokedemo.models import pick_device  # noqa: E402
-from pokedemo.priority import background_pool, submit_in_context  # noqa: E402
+from pokedemo.priority import background_pool, lower_this_thread, submit_in_context  # noqa: E402
 from pokedemo.sessions import SessionRegistry  # noqa: E402
 from pokedemo.task import (MAX_FINE_TUNE_SECONDS, MAX_QUERY, MAX_SHOT, MAX_STEPS, MAX_WAY, SHOT_RULE,  # noqa: E402
                            Models, Slot, TaskResult, check_request, classify_picture, export_tuned_student,
@@ -69,7 +69,9 @@ BENCHMARKS = REPO_ROOT / "docs" / "benchmarks.json"
 
 
 def warm_up() -> None:
-    """Slow first-use work off the first click: numba compiles UMAP, the models run once."""
+    """Slow first-use work off the first click: numba compiles UMAP, the models run once. At a lower priority:
+    a class that arrives while a fresh server still compiles gets its answers first."""
+    lower_this_thread()
     projection.warm_up()
     if MODELS is not None:
         with torch.inference_mode():
