@@ -62,7 +62,8 @@ def load_models() -> tuple[Models | None, str]:
 
 MODELS, MODELS_PROBLEM = load_models()
 GALLERY = Gallery(GALLERY_DIR)
-TASK_WORKERS = 2  # CPU-heavy events at a time (the "task" group); first answers have a limit of their own
+TASK_WORKERS = 2    # CPU-heavy events at a time (the "task" group)
+ANSWER_WORKERS = 2  # first answers of Run at a time (the "answer" group, apart from the "task" group)
 # fine-tuning and maps of the page's runs, below the first answers' priority (one thread per "task" worker)
 BACKGROUND = background_pool(TASK_WORKERS)
 BENCHMARKS = REPO_ROOT / "docs" / "benchmarks.json"
@@ -555,7 +556,7 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
                                [slot_galleries[k], slot_names[k], slot_pickers[k]], api_visibility="private")
     query_picker.change(add_query_species, [query_picker, queries, *slot_galleries], [queries, query_picker],
                         api_visibility="private")
-    # every CPU-heavy handler shares one limit ("task"): runs, map redraws, API calls, speed measurements
+    # CPU-heavy handlers share one limit ("task"): runs' later phases, map redraws, API calls, speed measurements
     heavy = {"concurrency_limit": TASK_WORKERS, "concurrency_id": "task", "api_visibility": "private"}
     # Run: the first answers in their own queue (a class's first answers before anyone's fine-tuning), then
     # the rest (only after a first answer: a refused request stops there)
@@ -563,7 +564,8 @@ with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete
         answer, [n_way, steps, tune_teacher, photo_queries, seed, use_none, *slot_names, *slot_galleries, *slot_tests,
                  queries, method, parameter, map_seed, thumbnails],
         [predictions, status, teacher_plot, student_plot, result_state, details, run_info],
-        show_progress_on=[status], concurrency_limit=2, concurrency_id="answer", api_visibility="private").success(
+        show_progress_on=[status], concurrency_limit=ANSWER_WORKERS, concurrency_id="answer",
+        api_visibility="private").success(
         finish_run, [result_state, run_info, use_none, method, parameter, map_seed, thumbnails],
         [predictions, status, teacher_plot, student_plot, result_state, details], show_progress_on=[status], **heavy)
     cancel_button.click(cancel, None, None, queue=False, api_visibility="private")

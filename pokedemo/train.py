@@ -106,6 +106,11 @@ def training_views(images: Tensor, alpha: Tensor, config: TrainConfig, backgroun
     return views
 
 
+def epoch_backgrounds(epoch: int) -> Tensor:
+    """A fresh bank of training backgrounds each epoch (the train pool: never the val or test ones)."""
+    return make_backgrounds("train", 1024, 80, seed=epoch)
+
+
 class StepViews(Dataset):
     """The training views made where the pictures are read: in the DataLoader workers (`--workers N`), so
     augmenting and photo-like rendering, which run on the CPU, keep pace with a GPU. Each step's views come
@@ -124,7 +129,7 @@ class StepViews(Dataset):
         epoch, step = keys[0][0], keys[0][1]
         pictures, alpha, labels, index = default_collate([self.dataset[i] for _, _, i in keys])
         if self.config.render_p > 0 and (self._bank is None or self._bank[0] != epoch):
-            self._bank = (epoch, make_backgrounds("train", 1024, 80, seed=epoch))   # the main path's bank
+            self._bank = (epoch, epoch_backgrounds(epoch))
         generator = torch.Generator().manual_seed(((self.config.seed * 1000 + epoch) * 100_003 + step) * 1024
                                                   + self.rank)
         views = training_views(pictures.float().div_(255), alpha.float().div_(255), self.config,
@@ -292,9 +297,7 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         unlabeled = unlabeled_batches(unlabeled_set, unlabeled_size, config.seed * 1000 + epoch, ranks.rank,
                                       ranks.world_size, args.workers, cuda) if unlabeled_set is not None else None
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch + 7919 * ranks.rank)  # own views
-        # a fresh bank of training backgrounds each epoch (the train pool: never the val or test ones)
-        backgrounds = make_backgrounds("train", 1024, 80, seed=epoch) \
-            if config.render_p > 0 and not views_in_workers else None
+        backgrounds = epoch_backgrounds(epoch) if config.render_p > 0 and not views_in_workers else None
         model.train(), heads.train()
         losses = []
         bar = tqdm(steps, desc=f"{kind} epoch {epoch + 1}/{config.epochs}", unit="step", file=sys.stderr,
