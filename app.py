@@ -34,7 +34,7 @@ from pokedemo.checkpoint import base_mean, load_checkpoint  # noqa: E402
 from pokedemo.config import ASSETS_DIR, CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
 from pokedemo.data.gallery import Gallery  # noqa: E402
 from pokedemo.images import LIMITS_TEXT, to_model_image  # noqa: E402
-from pokedemo.maps import task_maps  # noqa: E402
+from pokedemo.maps import task_coordinates, task_maps  # noqa: E402
 from pokedemo.models import pick_device  # noqa: E402
 from pokedemo.priority import background_pool, lower_this_thread, submit_in_context  # noqa: E402
 from pokedemo.sessions import SessionRegistry  # noqa: E402
@@ -70,14 +70,17 @@ BENCHMARKS = REPO_ROOT / "docs" / "benchmarks.json"
 
 
 def warm_up() -> None:
-    """Slow first-use work off the first click: numba compiles UMAP, the models run once. At a lower priority:
-    a class that arrives while a fresh server still compiles gets its answers first."""
+    """Slow first-use work off the first click: numba compiles UMAP, then both models embed every gallery
+    picture once (`Models.cache`: a task's gallery pictures are then looked up, not embedded). At a lower
+    priority: a class that arrives while a fresh server still warms up gets its answers first."""
     lower_this_thread()
     projection.warm_up()
     if MODELS is not None:
-        with torch.inference_mode():
-            MODELS.teacher.embed(torch.rand(8, 3, MODELS.image_size, MODELS.image_size))
-            MODELS.student.embed(torch.rand(8, 3, MODELS.image_size, MODELS.image_size))
+        pictures, _ = read_pictures([(GALLERY.path(item.file), None, "gallery") for item in GALLERY.items],
+                                    MODELS.image_size)
+        images = np.stack([p.image for p in pictures])
+        MODELS.cache.fill("teacher", MODELS.teacher, images)
+        MODELS.cache.fill("student", MODELS.student, images)
 
 
 def _paths(gallery_value) -> list[str]:
@@ -334,7 +337,8 @@ def _read_task(support_groups: list[list[tuple]], query_items: list[tuple]):
 
 def classify_api(support_files, support_labels: str, query_files, steps: float = 5, maps: bool = False):
     """API: support images with one class name each (comma-separated, in order) and query images ->
-    predictions of teacher, student and fine-tuned student (and, with maps, both t-SNE maps' points)."""
+    predictions of teacher, student and fine-tuned student (and, with maps, both t-SNE maps' points: the
+    supports, then the queries, then one prototype per class)."""
     if MODELS is None:
         raise gr.Error(MODELS_PROBLEM)
     labels = [s.strip() for s in (support_labels or "").split(",")]
@@ -362,9 +366,9 @@ def classify_api(support_files, support_labels: str, query_files, steps: float =
     except ValueError as error:
         raise gr.Error(html.escape(" ".join([str(error)] + problems))) from None
     drawn = {}
-    if maps:
-        for key, figure in zip(("teacher", "student"), draw_maps(result, "t-SNE", 10, 0, False)):
-            drawn[key] = [[float(x), float(y)] for trace in figure.data for x, y in zip(trace.x, trace.y)]
+    if maps:  # points in the task's order: supports, queries, then one prototype per class
+        _, teacher_xy, _, frames = task_coordinates(result, "t-SNE", 10, 0, base_mean(MODELS.student_card))
+        drawn = {key: np.round(xy, 4).tolist() for key, xy in (("teacher", teacher_xy), ("student", frames[-1][1]))}
     return {"classes": result.class_names, "skipped": problems, "maps": drawn,
             "predictions": [{"query": q.name, **{k: {"label": result.class_names[int(p[i].argmax())],
                                                      "confidence": round(float(p[i].max()), 4)}

@@ -151,7 +151,7 @@ class FineTuneResult:
 def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Tensor,
               config: FineTuneConfig = FineTuneConfig(), cancel: threading.Event | None = None,
               callback: Callable[[int, float], None] | None = None, snapshot_every: int = 0,
-              snapshot_images: Tensor | None = None) -> FineTuneResult:
+              snapshot_images: Tensor | None = None, first_snapshot: Tensor | None = None) -> FineTuneResult:
     """Fine-tune a private deep copy of `model` on the support set; the shared model is untouched.
 
     Each step: augmented views of every support image; prototypes from one view set, logits of
@@ -159,6 +159,7 @@ def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Te
     cosine decay. BatchNorm statistics stay frozen (a 25-image set cannot estimate them).
     support_images: (n_support, 3, S, S) in [0, 1]; support_labels: (n_support,) in 0..n_way-1.
     snapshot_images: embedded every `snapshot_every` steps (and before step 0) into `snapshots`.
+    first_snapshot: `model`'s embeddings of snapshot_images, when the caller has them (then not recomputed).
     """
     started = time.perf_counter()
     tuned = copy.deepcopy(model)
@@ -176,8 +177,11 @@ def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Te
 
     def snapshot():
         if snapshot_every and snapshot_images is not None:
-            with torch.inference_mode():
-                result.snapshots.append(tuned.embed(snapshot_images).detach().clone())
+            if first_snapshot is not None and not result.losses:
+                result.snapshots.append(first_snapshot.clone())
+            else:
+                with torch.inference_mode():
+                    result.snapshots.append(tuned.embed(snapshot_images).detach().clone())
             result.snapshot_steps.append(len(result.losses))
 
     snapshot()

@@ -27,34 +27,45 @@ def _answers(result: TaskResult, embeddings: np.ndarray, mean: torch.Tensor | No
     return classify(tensor[:n], torch.from_numpy(result.support_labels), tensor[n:], mean).argmax(dim=1).numpy()
 
 
+def task_coordinates(result: TaskResult, method: str, parameter: float, seed: int,
+                     student_mean: torch.Tensor | None = None, snapshot_every: int = 5, series: bool = True):
+    """The maps' points, without figures: (teacher's `map_points`, its (N, 2) map, the student's `map_points`
+    (the fine-tuned student when there is one), [(name, (N, 2) map, mistakes)] of the student: its fine-tuning
+    snapshots when `series` and there are some, else its final map alone). Points: supports, then queries,
+    then one prototype per class."""
+    teacher = map_points(result, "teacher")
+    teacher_xy = projection.project(teacher["embeddings"], method, parameter, seed)
+    key = "student+fine-tune" if "student+fine-tune" in result.embeddings else "student"
+    final = map_points(result, key)
+    embeddings, names, wrong = [final["embeddings"]], ["fine-tuned" if key != "student" else "student"], [final["mistakes"]]
+    if key != "student" and len(result.snapshots) > 1 and series:
+        embeddings, names, wrong = [], [], []
+        for index in frame_steps(len(result.snapshots), snapshot_every):
+            answers = _answers(result, result.snapshots[index], student_mean)
+            points = map_points(result, key, result.snapshots[index], answers)
+            embeddings.append(points["embeddings"])
+            wrong.append(points["mistakes"])
+            step = result.snapshot_steps[index] if index < len(result.snapshot_steps) else index * snapshot_every
+            names.append("before fine-tuning" if step == 0 else f"after {step} steps")
+    maps = projection.project_aligned(embeddings, method, parameter, seed, reference=teacher_xy)
+    return teacher, teacher_xy, final, list(zip(names, maps, wrong))
+
+
 def task_maps(result: TaskResult, method: str, parameter: float, seed: int, thumbnails: bool = False,
               student_mean: torch.Tensor | None = None, snapshot_every: int = 5, height: int = 380):
     """(teacher figure, student figure) of one task. The student's figure is the fine-tuned student when
     there is one, with a slider over its fine-tuning snapshots (unless the pictures are drawn)."""
-    teacher = map_points(result, "teacher")
-    teacher_xy = projection.project(teacher["embeddings"], method, parameter, seed)
+    teacher, teacher_xy, final, frames = task_coordinates(result, method, parameter, seed, student_mean,
+                                                          snapshot_every, series=not thumbnails)
+    uris = viz.picture_uris(teacher["thumbnails"])  # the same pictures on both maps
     figures = [viz.embedding_figure(teacher_xy, teacher["labels"], teacher["role"], result.class_names,
                                     teacher["hover"], teacher["mistakes"], "teacher (ResNet18, 11M parameters)",
-                                    teacher["thumbnails"] if thumbnails else None, pictures=teacher["thumbnails"],
+                                    teacher["thumbnails"] if thumbnails else None, picture_uris=uris,
                                     height=height)]
-    key = "student+fine-tune" if "student+fine-tune" in result.embeddings else "student"
-    final = map_points(result, key)
-    series, names, wrong = [final["embeddings"]], ["fine-tuned" if key != "student" else "student"], [final["mistakes"]]
-    if key != "student" and len(result.snapshots) > 1 and not thumbnails:
-        steps = frame_steps(len(result.snapshots), snapshot_every)
-        series, names, wrong = [], [], []
-        for index in steps:
-            embeddings = result.snapshots[index]
-            answers = _answers(result, embeddings, student_mean)
-            points = map_points(result, key, embeddings, answers)
-            series.append(points["embeddings"])
-            wrong.append(points["mistakes"])
-            step = result.snapshot_steps[index] if index < len(result.snapshot_steps) else index * snapshot_every
-            names.append("before fine-tuning" if step == 0 else f"after {step} steps")
-    maps = projection.project_aligned(series, method, parameter, seed, reference=teacher_xy)
-    title = "student (93k parameters)" + (", fine-tuned on your pictures" if key != "student" else "")
-    figures.append(viz.embedding_figure(maps[-1], final["labels"], final["role"], result.class_names, final["hover"],
-                                        wrong[-1], title, final["thumbnails"] if thumbnails else None,
-                                        frames=list(zip(names, maps, wrong)) if len(maps) > 1 else (),
-                                        pictures=final["thumbnails"], height=height))
+    tuned = "student+fine-tune" in result.embeddings
+    title = "student (93k parameters)" + (", fine-tuned on your pictures" if tuned else "")
+    _, student_xy, mistakes = frames[-1]
+    figures.append(viz.embedding_figure(student_xy, final["labels"], final["role"], result.class_names, final["hover"],
+                                        mistakes, title, final["thumbnails"] if thumbnails else None,
+                                        frames=frames if len(frames) > 1 else (), picture_uris=uris, height=height))
     return figures[0], figures[1]

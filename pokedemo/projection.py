@@ -10,6 +10,7 @@ from threadpoolctl import threadpool_limits
 METHODS = ("t-SNE", "UMAP", "PCA")
 PARAMETER_RANGE = (2, 50)      # t-SNE perplexity / UMAP neighbours a visitor may ask for
 MAX_SEED = 2 ** 31 - 1
+CONTINUED_TSNE_STEPS = 300     # a t-SNE started from another map (sklearn's least is 250)
 
 
 def check_parameters(method: str, parameter: float, seed: int) -> None:
@@ -48,9 +49,11 @@ def _project(embeddings: np.ndarray, method: str, parameter: float | None, seed:
             return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
                         metric="cosine", max_iter=500).fit_transform(embeddings)
         # from a finished map, as it is and without early exaggeration (which would first scatter it): the
-        # optimisation then moves the points only as far as these embeddings' neighbourhoods ask
+        # optimisation then moves the points only as far as these embeddings' neighbourhoods ask. From such a
+        # start it needs fewer steps: on the page's tasks, 300 come within 5% of the KL divergence of 1,200 (a test
+        # checks it)
         return TSNE(n_components=2, perplexity=perplexity, init=np.asarray(init, dtype=np.float32), random_state=seed,
-                    metric="cosine", max_iter=500, early_exaggeration=1.0).fit_transform(embeddings)
+                    metric="cosine", max_iter=CONTINUED_TSNE_STEPS, early_exaggeration=1.0).fit_transform(embeddings)
     if method == "UMAP":
         import umap  # imported here: numba compilation is slow and the app warms it up in the background
 

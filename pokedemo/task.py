@@ -4,6 +4,7 @@ by prototype, and keep what the page needs to draw the maps."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import threading
 from dataclasses import dataclass, field, replace
 from html import escape
@@ -53,14 +54,54 @@ def check_request(support_paths: list[list[str]], query_paths: list[str], steps:
                          f"{MAX_CALL_BYTES // 2 ** 20} MB per task")
 
 
+class EmbeddingCache:
+    """Embeddings of known pictures by content (the gallery's, filled once at start-up by `fill`), for the
+    shared, read-only models only: a task's gallery pictures are then looked up instead of embedded. It never
+    holds a visitor's upload: nothing of one visitor reaches another. Safe to read while it is being filled."""
+
+    def __init__(self):
+        self._by_model: dict[str, dict[bytes, np.ndarray]] = {}
+
+    @staticmethod
+    def key(image: np.ndarray) -> bytes:
+        return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16,
+                               person=str(image.shape).encode()[:16]).digest()
+
+    def __len__(self) -> int:
+        return min((len(v) for v in self._by_model.values()), default=0)
+
+    def fill(self, name: str, model: Embedder, images: np.ndarray, batch: int = 64) -> None:
+        """Embed `images` ((N, S, S, 3) uint8, preprocessed as a task reads them) with `model`, stored under
+        `name` (the shared model's role: "teacher" or "student")."""
+        stored = self._by_model.setdefault(name, {})
+        for start in range(0, len(images), batch):
+            chunk = images[start:start + batch]
+            with torch.inference_mode():
+                embeddings = model.embed(to_tensor(chunk)).numpy()
+            stored.update((self.key(image), embedding) for image, embedding in zip(chunk, embeddings))
+
+    def embed(self, name: str, model: Embedder, images: np.ndarray) -> torch.Tensor:
+        """(N, D) embeddings of `images` ((N, S, S, 3) uint8): the stored ones, and `model`'s for the others."""
+        stored = self._by_model.get(name, {})
+        found = [stored.get(self.key(image)) for image in images]
+        missing = [i for i, e in enumerate(found) if e is None]
+        if missing:
+            with torch.inference_mode():
+                fresh = model.embed(to_tensor(images[missing])).numpy()
+            for i, embedding in zip(missing, fresh):
+                found[i] = embedding
+        return torch.from_numpy(np.stack(found))
+
+
 @dataclass
 class Models:
-    """The shared, read-only models with their cards."""
+    """The shared, read-only models with their cards, and the embeddings of the gallery's pictures."""
 
     teacher: Embedder
     teacher_card: dict
     student: Embedder
     student_card: dict
+    cache: EmbeddingCache = field(default_factory=EmbeddingCache)
 
     @property
     def image_size(self) -> int:
@@ -259,13 +300,19 @@ def _view_embeddings(result: TaskResult, model: Embedder) -> torch.Tensor | None
         return model.embed(to_tensor(result.view_images.reshape(k * n, size, size, 3))).view(k, n, -1)
 
 
-def _evaluate(result: TaskResult, key: str, model: Embedder, mean: torch.Tensor | None) -> None:
-    """Embed the task's pictures with `model`, classify its queries by prototype (photo-ready prototypes for
+def _evaluate(result: TaskResult, key: str, model: Embedder, mean: torch.Tensor | None,
+              cache: EmbeddingCache | None = None, embeddings: torch.Tensor | None = None) -> None:
+    """Embed the task's pictures with `model` (looked up in `cache` under `key` where they are known, or
+    `embeddings` when the caller has them), classify its queries by prototype (photo-ready prototypes for
     photo queries, `fewshot.similarities`), store the embeddings, probabilities and similarities under `key`."""
-    images = to_tensor(np.stack([p.image for p in result.pictures]))           # (n_support + n_query, 3, S, S)
     n_support = result.n_support
-    with torch.inference_mode():
-        embeddings = model.embed(images)
+    if embeddings is None:
+        images = np.stack([p.image for p in result.pictures])                  # (n_support + n_query, S, S, 3)
+        if cache is not None:
+            embeddings = cache.embed(key, model, images)
+        else:
+            with torch.inference_mode():
+                embeddings = model.embed(to_tensor(images))
     labels = torch.from_numpy(result.support_labels)
     photos = torch.from_numpy(result.photo_queries) if result.photo_queries is not None else None
     cosines = similarities(embeddings[:n_support], labels, embeddings[n_support:], mean,
@@ -289,9 +336,9 @@ def first_answer(models: Models, class_names: list[str], supports: list[list[Pic
     if result.photo_queries.any():
         prepare_views(result)
     progress(0.05, "embedding with the teacher")
-    _evaluate(result, "teacher", models.teacher, base_mean(models.teacher_card))
+    _evaluate(result, "teacher", models.teacher, base_mean(models.teacher_card), models.cache)
     progress(0.15, "embedding with the student")
-    _evaluate(result, "student", models.student, base_mean(models.student_card))
+    _evaluate(result, "student", models.student, base_mean(models.student_card), models.cache)
     return result
 
 
@@ -319,13 +366,16 @@ def refine(models: Models, result: TaskResult, fine_tune_steps: int = 5, fine_tu
                       callback=lambda step, loss: progress(0.2 + 0.6 * step / config.steps,
                                                            f"fine-tuning the student: step {step}/{config.steps}, "
                                                            f"loss {loss:.3f}"),
-                      snapshot_every=snapshot_every, snapshot_images=images)
+                      snapshot_every=snapshot_every, snapshot_images=images,
+                      first_snapshot=torch.from_numpy(result.embeddings["student"]))
     result.cancelled, result.fine_tune_seconds = tuned.cancelled, tuned.seconds
     result.timed_out = tuned.timed_out
     result.snapshots = [s.numpy() for s in tuned.snapshots]
     result.snapshot_steps = list(tuned.snapshot_steps)
     result.tuned_student = tuned.model
-    _evaluate(result, "student+fine-tune", tuned.model, base_mean(models.student_card))
+    # the last snapshot is the tuned model's embeddings of the same pictures
+    _evaluate(result, "student+fine-tune", tuned.model, base_mean(models.student_card),
+              embeddings=tuned.snapshots[-1] if tuned.snapshots else None)
     if fine_tune_teacher and not tuned.cancelled:
         tuned_teacher = fine_tune(models.teacher, support_images, support_labels, FineTuneConfig(
             steps=max(1, fine_tune_steps // 2), max_seconds=MAX_FINE_TUNE_SECONDS), cancel,

@@ -19,14 +19,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(timeout: float = 120.0, root: Path = ROOT, env: dict | None = None
+def start_server(timeout: float = 120.0, root: Path = ROOT, env: dict | None = None, python: str = sys.executable
                  ) -> tuple[subprocess.Popen, str, float]:
-    """(process, url, seconds from launch to a page that answers) of `python app.py` in `root`."""
+    """(process, url, seconds from launch to a page that answers) of `python app.py` in `root`, run by the
+    interpreter `python` (another virtual environment's, for the simulated Space)."""
     port = free_port()
     env = {**os.environ, **(env or {}), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "GRADIO_ANALYTICS_ENABLED": "False"}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([python, "app.py"], cwd=root, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     while time.perf_counter() - started < timeout:

@@ -7,9 +7,13 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+import torch
+from sklearn.manifold import TSNE
 
 import app
-from pokedemo.task import MAX_STEPS, NONE, TaskResult
+from pokedemo import projection
+from pokedemo.models import to_tensor
+from pokedemo.task import MAX_STEPS, NONE, EmbeddingCache, TaskResult, map_points
 
 
 class NoProgress:
@@ -465,3 +469,71 @@ def test_none_of_these_is_off_unless_both_cards_hold_their_threshold(monkeypatch
     card = {k: v for k, v in app.MODELS.student_card.items() if k != "none_threshold"}
     monkeypatch.setattr(app, "MODELS", replace(app.MODELS, student_card=card))
     assert app.thresholds(True) == {} and "no thresholds" in app.none_info()
+
+
+class CountingModel(torch.nn.Module):
+    """A shared model that counts the pictures it embeds."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.embedded = model, 0
+
+    def embed(self, images):
+        self.embedded += len(images)
+        return self.model.embed(images)
+
+
+def test_known_gallery_pictures_are_looked_up_and_a_visitors_pictures_are_embedded_and_never_kept():
+    gallery = [(app.GALLERY.path(item.file), None, "gallery") for item in app.GALLERY.items[:6]]
+    pictures, _ = app.read_pictures(gallery, app.MODELS.image_size)
+    known = np.stack([p.image for p in pictures])
+    cache = EmbeddingCache()
+    cache.fill("student", app.MODELS.student, known[:4], batch=3)
+    assert len(cache) == 4
+    unknown = np.random.default_rng(0).integers(0, 256, (2, *known.shape[1:]), dtype=np.uint8)  # a visitor's
+    images = np.concatenate([known, unknown])
+    counting = CountingModel(app.MODELS.student)
+    embeddings = cache.embed("student", counting, images)
+    assert counting.embedded == 4 and len(cache) == 4  # 2 gallery pictures not filled + 2 uploads; none kept
+    with torch.inference_mode():
+        direct = app.MODELS.student.embed(to_tensor(images))
+    assert torch.allclose(embeddings, direct, atol=1e-5)
+    assert cache.embed("teacher", CountingModel(app.MODELS.teacher), known).shape == (6, 512)  # not filled: embeds
+
+
+def test_the_fine_tuned_students_answers_are_its_own_embeddings_of_the_tasks_pictures():
+    """refine takes the student's embeddings before fine-tuning and the last snapshot instead of embedding
+    the pictures again: they must be what the models give."""
+    filled = app.random_task(2, 3, 3, 2)
+    plan = app.plan_task(app._slots(3, [u["value"] for u in filled[:app.MAX_WAY]], filled[app.MAX_WAY:],
+                                    [[]] * app.MAX_WAY), [(p, *app._truth(p)) for p in filled[QUERIES]])
+    supports, queries, _ = app._read_task(plan.supports, plan.queries)
+    result = app.refine(app.MODELS, app.first_answer(app.MODELS, plan.class_names, supports, queries), 4,
+                        snapshot_every=2)
+    images = to_tensor(np.stack([p.image for p in result.pictures]))
+    with torch.inference_mode():
+        tuned, before = result.tuned_student.embed(images), app.MODELS.student.embed(images)
+    assert result.snapshot_steps == [0, 2, 4]
+    assert np.allclose(result.snapshots[0], before, atol=1e-5)
+    assert np.allclose(result.embeddings["student+fine-tune"], tuned, atol=1e-5)
+    assert not np.allclose(result.embeddings["student+fine-tune"], before, atol=1e-3)  # it did train
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_students_map_continued_from_the_teachers_converges_within_its_steps(seed):
+    """On the page's tasks, a t-SNE started from the teacher's map (CONTINUED_TSNE_STEPS) reaches the KL
+    divergence of a run four times longer (within 5%)."""
+    filled = app.random_task(seed, 5, 5, 5)
+    plan = app.plan_task(app._slots(5, [u["value"] for u in filled[:app.MAX_WAY]], filled[app.MAX_WAY:],
+                                    [[]] * app.MAX_WAY), [(p, *app._truth(p)) for p in filled[QUERIES]])
+    supports, queries, _ = app._read_task(plan.supports, plan.queries)
+    result = app.refine(app.MODELS, app.first_answer(app.MODELS, plan.class_names, supports, queries), 5)
+    start = projection.project(map_points(result, "teacher")["embeddings"], "t-SNE", 10, 0)
+    student = map_points(result, "student+fine-tune")["embeddings"].astype(np.float32)
+    divergences = []
+    for steps in (projection.CONTINUED_TSNE_STEPS, 4 * projection.CONTINUED_TSNE_STEPS):
+        tsne = TSNE(n_components=2, perplexity=10, init=start.astype(np.float32), random_state=0, metric="cosine",
+                    max_iter=steps, early_exaggeration=1.0)
+        tsne.fit_transform(student)
+        divergences.append(tsne.kl_divergence_)
+    assert divergences[0] <= 1.05 * divergences[1]

@@ -1,16 +1,14 @@
-"""scripts/deploy_space.py offline: the bundle a Space gets, its checks, and the page served from a
-read-only copy of it."""
+"""scripts/deploy_space.py offline: the bundle a Space gets, its checks, and a simulated Space
+(scripts/simulate_space.py): the bundle served read-only from a fresh environment of its own requirements."""
 from __future__ import annotations
 
-import stat
+import shutil
 import sys
 from pathlib import Path
 
-from gradio_client import Client, handle_file
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripts.deploy_space import build, check, lfs_patterns, main as deploy_main  # noqa: E402
-from scripts.serve import gallery_task, start_server  # noqa: E402
+from scripts.deploy_space import CPU_TORCH_INDEX, build, check, lfs_patterns, main as deploy_main  # noqa: E402
+from scripts.simulate_space import set_writable, local_requirements, simulate  # noqa: E402
 
 
 def test_the_dry_run_bundle_holds_what_the_page_loads_and_nothing_else(tmp_path):
@@ -44,32 +42,27 @@ def test_a_bundle_a_space_would_refuse_is_reported(tmp_path):
     assert "assets/gallery/001-front-0.png" in problems and "data/sprites.npz" in problems
 
 
-def _tree(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+def test_the_space_requirements_change_only_where_torch_comes_from_on_this_machine(tmp_path):
+    build(tmp_path / "space")
+    space = (tmp_path / "space" / "requirements.txt").read_text()
+    local = local_requirements(space)
+    assert "download.pytorch.org" not in local and "torch==2.14.1\n" in local and "torchvision==0.29.1\n" in local
+    changed = set(space.splitlines()) ^ set(local.splitlines())
+    assert changed == {CPU_TORCH_INDEX, "torch==2.14.1+cpu", "torchvision==0.29.1+cpu", "torch==2.14.1",
+                       "torchvision==0.29.1"}
 
 
-def test_the_page_serves_a_task_from_a_read_only_copy_of_the_bundle(tmp_path):
-    """Read-only permissions do not stop root (CI runs as root), so the test also checks that serving a
-    task wrote nothing into the bundle."""
-    out = tmp_path / "space"
-    build(out)
-    before = _tree(out)
-    for path in [out, *out.rglob("*")]:
-        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    process, url, _ = start_server(root=out, env={"PYTHONDONTWRITEBYTECODE": "1"})
+def test_a_simulated_space_installs_its_own_requirements_and_serves_a_task_read_only(tmp_path):
+    """The bundle copied to a fresh read-only folder, a fresh virtual environment from its requirements.txt
+    (this machine's package sources), `python app.py` from it, one gradio_client task. Read-only permissions
+    do not stop root (CI runs as root), so `simulate` also checks that serving wrote nothing into the Space.
+    The environment (~6 GB) is removed at the end."""
+    work = tmp_path / "simulated"
+    work.mkdir()
     try:
-        from pokedemo.config import ASSETS_DIR
-        from pokedemo.data.gallery import Gallery
-
-        paths, labels, queries, names = gallery_task(Gallery(ASSETS_DIR / "gallery"), seed=3, n_way=3, n_shot=2,
-                                                     n_query=1)
-        out_json = Client(url, verbose=False).predict([handle_file(p) for p in paths], labels,
-                                                      [handle_file(q) for q in queries], 2, False,
-                                                      api_name="/classify")
-        assert out_json["classes"] == names and len(out_json["predictions"]) == 3
-        assert _tree(out) == before, "the page wrote into its own folder"
+        measured = simulate(work)
     finally:
-        process.terminate()
-        process.wait(10)
-        for path in [out, *out.rglob("*")]:
-            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+        if (work / "space").exists():
+            set_writable(work / "space", True)
+        shutil.rmtree(work, ignore_errors=True)
+    assert measured["torch"].startswith("2.14.1") and measured["predictions"] == 3 and len(measured["classes"]) == 3  # 1 query a class
