@@ -69,17 +69,6 @@ def profile_in_process(tasks: int, own: bool) -> tuple[list[dict], int, int]:
     return rows, len(result.support_labels), len(result.query_labels)
 
 
-def wait_until_idle(server, limit_s: float = 180.0) -> None:
-    """Until the server's start-up work (numba, the gallery's embeddings) is done: under 0.05 CPU s in 1 s."""
-    started = time.perf_counter()
-    while time.perf_counter() - started < limit_s:
-        before = sum(server.cpu_times()[:2])
-        time.sleep(1.0)
-        if sum(server.cpu_times()[:2]) - before < 0.05:
-            return
-    raise RuntimeError(f"the server was still busy {limit_s:.0f} s after it answered")
-
-
 def profile_served(tasks: int, own: bool) -> dict:
     """The server's CPU seconds per /classify task (maps on), Gradio included, from the process's CPU times."""
     import psutil
@@ -88,7 +77,7 @@ def profile_served(tasks: int, own: bool) -> dict:
     from pokedemo.config import ASSETS_DIR
     from pokedemo.data.gallery import Gallery
     from scripts.api_client import classify
-    from scripts.serve import gallery_task, start_server
+    from scripts.serve import gallery_task, start_server, wait_until_idle
 
     gallery = Gallery(ASSETS_DIR / "gallery")
     process, url, _ = start_server()
@@ -96,7 +85,7 @@ def profile_served(tasks: int, own: bool) -> dict:
     http = httpx.Client(base_url=url, timeout=httpx.Timeout(10.0, read=300.0))
     try:
         server = psutil.Process(process.pid)
-        wait_until_idle(server)
+        wait_until_idle(process)
         cpu, wall = [], []
         for seed in range(tasks + 1):
             paths, labels, queries, _ = gallery_task(gallery, seed, n_query=5)

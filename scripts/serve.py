@@ -49,3 +49,17 @@ def gallery_task(gallery, seed: int, n_way: int = 5, n_shot: int = 5, n_query: i
     paths = [str(gallery.path(i.file)) for items in supports for i in items]
     labels = ",".join(name for name, items in zip(names, supports) for _ in items)
     return paths, labels, [str(gallery.path(i.file)) for i in queries], names
+
+
+def wait_until_idle(process: subprocess.Popen, limit_s: float = 180.0) -> float:
+    """Wait until the server's start-up work (numba, the gallery's embeddings) is done: under 0.05 CPU s in
+    1 s. Returns the seconds waited."""
+    import psutil
+
+    server, started = psutil.Process(process.pid), time.perf_counter()
+    while time.perf_counter() - started < limit_s:
+        before = sum(server.cpu_times()[:2])
+        time.sleep(1.0)
+        if sum(server.cpu_times()[:2]) - before < 0.05:
+            return time.perf_counter() - started
+    raise RuntimeError(f"the server was still busy {limit_s:.0f} s after it answered")
