@@ -30,8 +30,8 @@ from PIL import Image  # noqa: E402
 
 from pokedemo import projection, viz  # noqa: E402
 from pokedemo import report as report_html  # noqa: E402
-from pokedemo.checkpoint import base_mean, load_checkpoint  # noqa: E402
-from pokedemo.config import ASSETS_DIR, CHECKPOINT_DIR, REPO_ROOT  # noqa: E402
+from pokedemo.checkpoint import base_mean, checkpoint_identity, load_checkpoint  # noqa: E402
+from pokedemo.config import ASSETS_DIR, GALLERY_EMBEDDINGS, REPO_ROOT, SHIPPED_CHECKPOINTS  # noqa: E402
 from pokedemo.data.gallery import Gallery  # noqa: E402
 from pokedemo.images import LIMITS_TEXT, to_model_image  # noqa: E402
 from pokedemo.maps import task_coordinates, task_maps  # noqa: E402
@@ -39,8 +39,9 @@ from pokedemo.models import pick_device  # noqa: E402
 from pokedemo.priority import background_pool, lower_this_thread, submit_in_context  # noqa: E402
 from pokedemo.sessions import SessionRegistry  # noqa: E402
 from pokedemo.task import (MAX_FINE_TUNE_SECONDS, MAX_QUERY, MAX_SHOT, MAX_STEPS, MAX_WAY, SHOT_RULE,  # noqa: E402
-                           Models, Slot, TaskResult, check_request, classify_picture, export_tuned_student,
-                           first_answer, photo_like, plan_task, read_pictures, refine, run_task)
+                           Models, Slot, TaskResult, check_request, classify_picture, embed_known_pictures,
+                           export_tuned_student, first_answer, photo_like, plan_task, read_pictures, refine,
+                           run_task)
 
 GALLERY_DIR = ASSETS_DIR / "gallery"
 TRAIN_HINT = ("python -m pokedemo.data prepare && python -m pokedemo.train teacher && "
@@ -51,8 +52,8 @@ torch.set_num_threads(int(os.environ.get("POKEDEMO_THREADS", "2")))
 def load_models() -> tuple[Models | None, str]:
     device = str(pick_device())  # $POKEDEMO_DEVICE, default auto: a GPU when there is one
     try:
-        teacher, teacher_card = load_checkpoint(CHECKPOINT_DIR / "teacher.safetensors", device=device)
-        student, student_card = load_checkpoint(CHECKPOINT_DIR / "student.safetensors", device=device)
+        (teacher, teacher_card), (student, student_card) = [load_checkpoint(path, device=device)
+                                                            for path in SHIPPED_CHECKPOINTS]
     except (FileNotFoundError, ValueError) as error:
         return None, f"The models could not be loaded ({error}). Train them with: `{TRAIN_HINT}`"
     for model in (teacher, student):
@@ -70,17 +71,18 @@ BENCHMARKS = REPO_ROOT / "docs" / "benchmarks.json"
 
 
 def warm_up() -> None:
-    """Slow first-use work off the first click: numba compiles UMAP, then both models embed every gallery
-    picture once (`Models.cache`: a task's gallery pictures are then looked up, not embedded). At a lower
-    priority: a class that arrives while a fresh server still warms up gets its answers first."""
+    """Slow first-use work off the first click, at a lower priority (a class that arrives while a fresh server
+    still warms up gets its answers first): both models' embeddings of every gallery picture (`Models.cache`:
+    a task's gallery pictures are then looked up, not embedded), read from the file made for these
+    checkpoints, or computed when it is missing or stale; numba compiles UMAP."""
     lower_this_thread()
+    if MODELS is None:
+        projection.warm_up()
+        return
+    loaded = MODELS.cache.load(GALLERY_EMBEDDINGS, checkpoint_identity(*SHIPPED_CHECKPOINTS))
     projection.warm_up()
-    if MODELS is not None:
-        pictures, _ = read_pictures([(GALLERY.path(item.file), None, "gallery") for item in GALLERY.items],
-                                    MODELS.image_size)
-        images = np.stack([p.image for p in pictures])
-        MODELS.cache.fill("teacher", MODELS.teacher, images)
-        MODELS.cache.fill("student", MODELS.student, images)
+    if not loaded:
+        embed_known_pictures(MODELS, [GALLERY.path(item.file) for item in GALLERY.items])
 
 
 def _paths(gallery_value) -> list[str]:

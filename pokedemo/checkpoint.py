@@ -3,6 +3,7 @@ beside it (architecture and arguments, input size, normalisation, species, data 
 training time, parameter count, measured scores)."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -29,6 +30,15 @@ def save_checkpoint(model: Embedder, path: Path, card: dict, half: bool = False)
     card = {**card, "dtype": "float16" if half else "float32", "bytes_on_disk": path.stat().st_size}
     card_path(path).write_text(json.dumps(card, indent=1))
     return path
+
+
+def checkpoint_identity(*paths: Path) -> str:
+    """The SHA-256 of these checkpoints' weights files, together: what was computed with them (the gallery's
+    embeddings) names them by it."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
 
 
 def read_card(path: Path) -> dict:

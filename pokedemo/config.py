@@ -8,6 +8,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = REPO_ROOT / "assets"
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
+# the page's teacher and student
+SHIPPED_CHECKPOINTS = (CHECKPOINT_DIR / "teacher.safetensors", CHECKPOINT_DIR / "student.safetensors")
+# both shipped models' embeddings of every gallery picture (scripts/embed_gallery.py), read at the app's start
+GALLERY_EMBEDDINGS = ASSETS_DIR / "gallery-embeddings.safetensors"
 
 GENERATIONS = ((1, 151), (152, 251), (252, 386), (387, 493), (494, 649))
 

@@ -15,6 +15,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
 from .checkpoint import base_mean, save_checkpoint
 from .fewshot import (TEMPERATURE, FineTuneConfig, centre, compute_prototypes, fine_tune, reindex_labels,
                       similarities)
@@ -80,6 +83,29 @@ class EmbeddingCache:
                 embeddings = model.embed(to_tensor(chunk)).numpy()
             stored.update((self.key(image), embedding) for image, embedding in zip(chunk, embeddings))
 
+    def save(self, path: Path, identity: str) -> None:
+        """One .safetensors file: the keys, and each model's embeddings in the keys' order; `identity` names the
+        models they belong to (`checkpoint.checkpoint_identity`)."""
+        names = sorted(self._by_model)
+        keys = list(self._by_model[names[0]])
+        tensors = {"keys": torch.from_numpy(np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), -1).copy())}
+        tensors.update({name: torch.from_numpy(np.stack([self._by_model[name][k] for k in keys])) for name in names})
+        save_file(tensors, str(path), metadata={"checkpoints": identity})
+
+    def load(self, path: Path, identity: str) -> bool:
+        """Take the embeddings saved at `path` if they belong to the models named by `identity`; False (and
+        nothing taken) when the file is missing, unreadable or made for other models."""
+        try:
+            with safe_open(str(path), framework="pt") as saved:
+                if (saved.metadata() or {}).get("checkpoints") != identity:
+                    return False
+                keys = [bytes(k) for k in saved.get_tensor("keys").numpy()]
+                loaded = {name: dict(zip(keys, saved.get_tensor(name).numpy())) for name in saved.keys() if name != "keys"}
+        except (OSError, SafetensorError):
+            return False
+        self._by_model.update(loaded)
+        return True
+
     def embed(self, name: str, model: Embedder, images: np.ndarray) -> torch.Tensor:
         """(N, D) embeddings of `images` ((N, S, S, 3) uint8): the stored ones, and `model`'s for the others."""
         stored = self._by_model.get(name, {})
@@ -117,6 +143,17 @@ class Picture:
     path: str = ""             # where it was read from
     label: int | None = None   # a query's true class in the task (index into its class names), when known
     alpha: np.ndarray | None = None  # (S, S) uint8 mask of a sprite (gallery pictures): it can be rendered
+
+
+def embed_known_pictures(models: Models, paths: list[Path]) -> None:
+    """Both shared models' embeddings of these pictures (the gallery's), read as a task reads them, into
+    `models.cache`."""
+    pictures, problems = read_pictures([(path, None, "gallery") for path in paths], models.image_size)
+    if problems:
+        raise ValueError("; ".join(problems[:3]))
+    images = np.stack([p.image for p in pictures])
+    models.cache.fill("teacher", models.teacher, images)
+    models.cache.fill("student", models.student, images)
 
 
 def read_pictures(files: list[tuple], image_size: int) -> tuple[list[Picture], list[str]]:

@@ -12,6 +12,8 @@ from sklearn.manifold import TSNE
 
 import app
 from pokedemo import projection
+from pokedemo.checkpoint import checkpoint_identity
+from pokedemo.config import GALLERY_EMBEDDINGS, SHIPPED_CHECKPOINTS
 from pokedemo.models import to_tensor
 from pokedemo.task import MAX_STEPS, NONE, EmbeddingCache, TaskResult, map_points
 
@@ -398,8 +400,6 @@ def test_the_answers_and_the_fine_tuned_student_can_be_downloaded():
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param       # any batch size
     assert card["fine_tuned_on"]["classes"] == result.class_names and len(card["fine_tuned_on"]["prototypes"]) == 3
     images = np.stack([p.image for p in result.pictures])
-    from pokedemo.models import to_tensor
-    import torch
     with torch.inference_mode():
         again = model.embed(to_tensor(images)).numpy()
     assert np.allclose(again, result.embeddings["student+fine-tune"], atol=1e-4)
@@ -537,3 +537,37 @@ def test_the_students_map_continued_from_the_teachers_converges_within_its_steps
         tsne.fit_transform(student)
         divergences.append(tsne.kl_divergence_)
     assert divergences[0] <= 1.05 * divergences[1]
+
+
+def test_the_shipped_gallery_embeddings_belong_to_the_shipped_checkpoints():
+    """scripts/embed_gallery.py's file: named by these checkpoints, holding every gallery picture, each as the
+    models embed it now (fails after new checkpoints until the file is remade)."""
+    cache = EmbeddingCache()
+    assert cache.load(GALLERY_EMBEDDINGS, checkpoint_identity(*SHIPPED_CHECKPOINTS)), \
+        "assets/gallery-embeddings.safetensors is missing or stale: run python scripts/embed_gallery.py"
+    pictures, _ = app.read_pictures([(app.GALLERY.path(i.file), None, "gallery") for i in app.GALLERY.items],
+                                    app.MODELS.image_size)
+    images = np.stack([p.image for p in pictures])
+    counting = CountingModel(app.MODELS.teacher)
+    shipped = cache.embed("teacher", counting, images)
+    assert counting.embedded == 0
+    sample = images[::60]
+    with torch.inference_mode():
+        for name, model in (("teacher", app.MODELS.teacher), ("student", app.MODELS.student)):
+            fresh = model.embed(to_tensor(sample))
+            assert torch.allclose(cache.embed(name, CountingModel(model), sample), fresh, atol=1e-4)
+    assert shipped.shape == (len(images), 512)
+
+
+def test_embeddings_saved_for_other_checkpoints_are_not_taken(tmp_path):
+    cache = EmbeddingCache()
+    images = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    cache.fill("student", app.MODELS.student, images)
+    cache.save(tmp_path / "embeddings.safetensors", "these checkpoints")
+    other = EmbeddingCache()
+    assert not other.load(tmp_path / "embeddings.safetensors", "other checkpoints") and len(other) == 0
+    assert not other.load(tmp_path / "missing.safetensors", "these checkpoints")
+    assert other.load(tmp_path / "embeddings.safetensors", "these checkpoints") and len(other) == 3
+    counting = CountingModel(app.MODELS.student)
+    assert torch.allclose(other.embed("student", counting, images), cache.embed("student", counting, images))
+    assert counting.embedded == 0

@@ -16,7 +16,8 @@ def test_the_dry_run_bundle_holds_what_the_page_loads_and_nothing_else(tmp_path)
     assert deploy_main(["--dry-run", "--out", str(out)]) == 0
     files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert {"app.py", "README.md", "requirements.txt", ".gitattributes", "checkpoints/teacher.safetensors",
-            "checkpoints/student.safetensors", "assets/gallery/index.csv", "assets/gallery/alpha.npz"} <= files
+            "checkpoints/student.safetensors", "assets/gallery/index.csv", "assets/gallery/alpha.npz",
+            "assets/gallery-embeddings.safetensors"} <= files
     assert not any(f.startswith(("data/", "runs/", "tests/", "scripts/")) or "paper-student" in f for f in files)
     requirements = (out / "requirements.txt").read_text()
     assert "download.pytorch.org/whl/cpu" in requirements and "torch==2.14.1+cpu" in requirements
