@@ -72,14 +72,18 @@ BENCHMARKS = REPO_ROOT / "docs" / "benchmarks.json"
 
 def warm_up() -> None:
     """Slow first-use work off the first click, at a lower priority (a class that arrives while a fresh server
-    still warms up gets its answers first): both models' embeddings of every gallery picture (`Models.cache`:
-    a task's gallery pictures are then looked up, not embedded), read from the file made for these
-    checkpoints, or computed when it is missing or stale; numba compiles UMAP."""
+    still warms up gets its answers first): both models run once; their embeddings of every gallery picture
+    (`Models.cache`: a task's gallery pictures are then looked up, not embedded) are read from the file made
+    for these checkpoints, or computed when it is missing or stale; numba compiles UMAP."""
     lower_this_thread()
     if MODELS is None:
         projection.warm_up()
         return
-    loaded = MODELS.cache.load(GALLERY_EMBEDDINGS, checkpoint_identity(*SHIPPED_CHECKPOINTS))
+    models = {"teacher": MODELS.teacher, "student": MODELS.student}
+    loaded = MODELS.cache.load(GALLERY_EMBEDDINGS, checkpoint_identity(*SHIPPED_CHECKPOINTS), models)
+    with torch.inference_mode():
+        for model in models.values():
+            model.embed(torch.rand(8, 3, MODELS.image_size, MODELS.image_size))
     projection.warm_up()
     if not loaded:
         embed_known_pictures(MODELS, [GALLERY.path(item.file) for item in GALLERY.items])
@@ -339,8 +343,8 @@ def _read_task(support_groups: list[list[tuple]], query_items: list[tuple]):
 
 def classify_api(support_files, support_labels: str, query_files, steps: float = 5, maps: bool = False):
     """API: support images with one class name each (comma-separated, in order) and query images ->
-    predictions of teacher, student and fine-tuned student (and, with maps, both t-SNE maps' points: the
-    supports, then the queries, then one prototype per class)."""
+    predictions of teacher, student and fine-tuned student (and, with maps, both t-SNE maps' points with what
+    each is: the supports used, grouped by class, then the readable queries, then one prototype per class)."""
     if MODELS is None:
         raise gr.Error(MODELS_PROBLEM)
     labels = [s.strip() for s in (support_labels or "").split(",")]
@@ -368,9 +372,14 @@ def classify_api(support_files, support_labels: str, query_files, steps: float =
     except ValueError as error:
         raise gr.Error(html.escape(" ".join([str(error)] + problems))) from None
     drawn = {}
-    if maps:  # points in the task's order: supports, queries, then one prototype per class
-        _, teacher_xy, _, frames = task_coordinates(result, "t-SNE", 10, 0, base_mean(MODELS.student_card))
-        drawn = {key: np.round(xy, 4).tolist() for key, xy in (("teacher", teacher_xy), ("student", frames[-1][1]))}
+    if maps:  # what each point is, then both maps' [x, y] in that order
+        points = task_coordinates(result, "t-SNE", 10, 0, base_mean(MODELS.student_card))
+        n = result.n_support
+        drawn = {"points": [{"role": "support", "name": p.name, "class": result.class_names[k]}
+                            for p, k in zip(result.pictures[:n], result.support_labels)]
+                 + [{"role": "query", "name": p.name} for p in result.pictures[n:]]
+                 + [{"role": "prototype", "class": name} for name in result.class_names],
+                 "teacher": np.round(points.teacher_xy, 4).tolist(), "student": np.round(points.frames[-1][1], 4).tolist()}
     return {"classes": result.class_names, "skipped": problems, "maps": drawn,
             "predictions": [{"query": q.name, **{k: {"label": result.class_names[int(p[i].argmax())],
                                                      "confidence": round(float(p[i].max()), 4)}

@@ -161,6 +161,8 @@ def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Te
     snapshot_images: embedded every `snapshot_every` steps (and before step 0) into `snapshots`.
     first_snapshot: `model`'s embeddings of snapshot_images, when the caller has them (then not recomputed).
     """
+    if first_snapshot is not None and (snapshot_images is None or len(first_snapshot) != len(snapshot_images)):
+        raise ValueError("first_snapshot must be the model's embeddings of snapshot_images, one row a picture")
     started = time.perf_counter()
     tuned = copy.deepcopy(model)
     tuned.eval()  # frozen BatchNorm statistics

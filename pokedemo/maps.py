@@ -3,6 +3,8 @@ map and is turned onto it (Procrustes), and its fine-tuning snapshots are one se
 from the previous, so the slider moves the same points instead of drawing a new map each time."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -27,18 +29,26 @@ def _answers(result: TaskResult, embeddings: np.ndarray, mean: torch.Tensor | No
     return classify(tensor[:n], torch.from_numpy(result.support_labels), tensor[n:], mean).argmax(dim=1).numpy()
 
 
+class TaskMapPoints(NamedTuple):
+    """Both maps of a task, without figures. Points: supports, then queries, then one prototype per class."""
+
+    teacher: dict              # the teacher's `map_points`
+    teacher_xy: np.ndarray     # (N, 2) its map
+    student: dict              # the student's `map_points` (the fine-tuned student when there is one)
+    frames: list[tuple[str, np.ndarray, np.ndarray]]  # (name, (N, 2) map, mistakes): the last is the final map
+
+
 def task_coordinates(result: TaskResult, method: str, parameter: float, seed: int,
-                     student_mean: torch.Tensor | None = None, snapshot_every: int = 5, series: bool = True):
-    """The maps' points, without figures: (teacher's `map_points`, its (N, 2) map, the student's `map_points`
-    (the fine-tuned student when there is one), [(name, (N, 2) map, mistakes)] of the student: its fine-tuning
-    snapshots when `series` and there are some, else its final map alone). Points: supports, then queries,
-    then one prototype per class."""
+                     student_mean: torch.Tensor | None = None, snapshot_every: int = 5,
+                     with_snapshots: bool = True) -> TaskMapPoints:
+    """Both maps' points. The student's frames are its fine-tuning snapshots (`with_snapshots`, when there are
+    some), each map started from the previous and the first from the teacher's; else its final map alone."""
     teacher = map_points(result, "teacher")
     teacher_xy = projection.project(teacher["embeddings"], method, parameter, seed)
     key = "student+fine-tune" if "student+fine-tune" in result.embeddings else "student"
     final = map_points(result, key)
     embeddings, names, wrong = [final["embeddings"]], ["fine-tuned" if key != "student" else "student"], [final["mistakes"]]
-    if key != "student" and len(result.snapshots) > 1 and series:
+    if key != "student" and len(result.snapshots) > 1 and with_snapshots:
         embeddings, names, wrong = [], [], []
         for index in frame_steps(len(result.snapshots), snapshot_every):
             answers = _answers(result, result.snapshots[index], student_mean)
@@ -48,24 +58,26 @@ def task_coordinates(result: TaskResult, method: str, parameter: float, seed: in
             step = result.snapshot_steps[index] if index < len(result.snapshot_steps) else index * snapshot_every
             names.append("before fine-tuning" if step == 0 else f"after {step} steps")
     maps = projection.project_aligned(embeddings, method, parameter, seed, reference=teacher_xy)
-    return teacher, teacher_xy, final, list(zip(names, maps, wrong))
+    return TaskMapPoints(teacher, teacher_xy, final, list(zip(names, maps, wrong)))
 
 
 def task_maps(result: TaskResult, method: str, parameter: float, seed: int, thumbnails: bool = False,
               student_mean: torch.Tensor | None = None, snapshot_every: int = 5, height: int = 380):
     """(teacher figure, student figure) of one task. The student's figure is the fine-tuned student when
     there is one, with a slider over its fine-tuning snapshots (unless the pictures are drawn)."""
-    teacher, teacher_xy, final, frames = task_coordinates(result, method, parameter, seed, student_mean,
-                                                          snapshot_every, series=not thumbnails)
+    points = task_coordinates(result, method, parameter, seed, student_mean, snapshot_every,
+                              with_snapshots=not thumbnails)
+    teacher, final = points.teacher, points.student
     uris = viz.picture_uris(teacher["thumbnails"])  # the same pictures on both maps
-    figures = [viz.embedding_figure(teacher_xy, teacher["labels"], teacher["role"], result.class_names,
+    figures = [viz.embedding_figure(points.teacher_xy, teacher["labels"], teacher["role"], result.class_names,
                                     teacher["hover"], teacher["mistakes"], "teacher (ResNet18, 11M parameters)",
-                                    teacher["thumbnails"] if thumbnails else None, picture_uris=uris,
+                                    teacher["thumbnails"] if thumbnails else None, hover_pictures=uris,
                                     height=height)]
     tuned = "student+fine-tune" in result.embeddings
     title = "student (93k parameters)" + (", fine-tuned on your pictures" if tuned else "")
-    _, student_xy, mistakes = frames[-1]
+    _, student_xy, mistakes = points.frames[-1]
     figures.append(viz.embedding_figure(student_xy, final["labels"], final["role"], result.class_names, final["hover"],
                                         mistakes, title, final["thumbnails"] if thumbnails else None,
-                                        frames=frames if len(frames) > 1 else (), picture_uris=uris, height=height))
+                                        frames=points.frames if len(points.frames) > 1 else (), hover_pictures=uris,
+                                        height=height))
     return figures[0], figures[1]

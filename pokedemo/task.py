@@ -22,7 +22,7 @@ from .checkpoint import base_mean, save_checkpoint
 from .fewshot import (TEMPERATURE, FineTuneConfig, centre, compute_prototypes, fine_tune, reindex_labels,
                       similarities)
 from .images import is_photo, load_image, to_model_image
-from .models import Embedder, Embedding, to_tensor
+from .models import Embedder, Embedding, embed_array, to_tensor
 from .tracks import render_pictures, support_views
 
 MAX_WAY, MAX_SHOT, MAX_QUERY = 10, 10, 50
@@ -58,12 +58,14 @@ def check_request(support_paths: list[list[str]], query_paths: list[str], steps:
 
 
 class EmbeddingCache:
-    """Embeddings of known pictures by content (the gallery's, filled once at start-up by `fill`), for the
-    shared, read-only models only: a task's gallery pictures are then looked up instead of embedded. It never
-    holds a visitor's upload: nothing of one visitor reaches another. Safe to read while it is being filled."""
+    """Embeddings of known pictures by content (the gallery's: read from the file made for the shipped
+    checkpoints, or computed by `fill`), each set bound to the shared, read-only model it belongs to: a task's
+    gallery pictures are then looked up instead of embedded, and any other model (a fine-tuned copy, another
+    checkpoint) finds nothing. It never holds a visitor's upload: nothing of one visitor reaches another.
+    Safe to read while it is being filled."""
 
     def __init__(self):
-        self._by_model: dict[str, dict[bytes, np.ndarray]] = {}
+        self._sets: dict[str, tuple[Embedder, dict[bytes, np.ndarray]]] = {}   # name -> (model, key -> embedding)
 
     @staticmethod
     def key(image: np.ndarray) -> bytes:
@@ -71,44 +73,50 @@ class EmbeddingCache:
                                person=str(image.shape).encode()[:16]).digest()
 
     def __len__(self) -> int:
-        return min((len(v) for v in self._by_model.values()), default=0)
+        return min((len(stored) for _, stored in self._sets.values()), default=0)
+
+    def _stored(self, name: str, model: Embedder) -> dict[bytes, np.ndarray]:
+        bound, stored = self._sets.get(name, (None, {}))
+        return stored if bound is model else {}
 
     def fill(self, name: str, model: Embedder, images: np.ndarray, batch: int = 64) -> None:
         """Embed `images` ((N, S, S, 3) uint8, preprocessed as a task reads them) with `model`, stored under
-        `name` (the shared model's role: "teacher" or "student")."""
-        stored = self._by_model.setdefault(name, {})
+        `name` (the shared model's role: "teacher" or "student") and bound to `model`."""
+        stored = self._stored(name, model)
+        self._sets[name] = (model, stored)
         for start in range(0, len(images), batch):
             chunk = images[start:start + batch]
-            with torch.inference_mode():
-                embeddings = model.embed(to_tensor(chunk)).numpy()
+            embeddings = embed_array(model, chunk, batch_size=batch).numpy()
             stored.update((self.key(image), embedding) for image, embedding in zip(chunk, embeddings))
 
     def save(self, path: Path, identity: str) -> None:
         """One .safetensors file: the keys, and each model's embeddings in the keys' order; `identity` names the
         models they belong to (`checkpoint.checkpoint_identity`)."""
-        names = sorted(self._by_model)
-        keys = list(self._by_model[names[0]])
+        names = sorted(self._sets)
+        keys = list(self._sets[names[0]][1])
         tensors = {"keys": torch.from_numpy(np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), -1).copy())}
-        tensors.update({name: torch.from_numpy(np.stack([self._by_model[name][k] for k in keys])) for name in names})
+        tensors.update({name: torch.from_numpy(np.stack([self._sets[name][1][k] for k in keys])) for name in names})
         save_file(tensors, str(path), metadata={"checkpoints": identity})
 
-    def load(self, path: Path, identity: str) -> bool:
-        """Take the embeddings saved at `path` if they belong to the models named by `identity`; False (and
-        nothing taken) when the file is missing, unreadable or made for other models."""
+    def load(self, path: Path, identity: str, models: dict[str, Embedder]) -> bool:
+        """Take the embeddings saved at `path`, bound to `models` (name -> model), if they were made for the
+        checkpoints named by `identity`; False (and nothing taken) when the file is missing, unreadable, made for
+        other checkpoints or lacks one of `models`."""
         try:
             with safe_open(str(path), framework="pt") as saved:
-                if (saved.metadata() or {}).get("checkpoints") != identity:
+                if (saved.metadata() or {}).get("checkpoints") != identity or not set(models) <= set(saved.keys()):
                     return False
                 keys = [bytes(k) for k in saved.get_tensor("keys").numpy()]
-                loaded = {name: dict(zip(keys, saved.get_tensor(name).numpy())) for name in saved.keys() if name != "keys"}
+                loaded = {name: (model, dict(zip(keys, saved.get_tensor(name).numpy()))) for name, model in models.items()}
         except (OSError, SafetensorError):
             return False
-        self._by_model.update(loaded)
+        self._sets.update(loaded)
         return True
 
     def embed(self, name: str, model: Embedder, images: np.ndarray) -> torch.Tensor:
-        """(N, D) embeddings of `images` ((N, S, S, 3) uint8): the stored ones, and `model`'s for the others."""
-        stored = self._by_model.get(name, {})
+        """(N, D) embeddings of `images` ((N, S, S, 3) uint8): those stored for `model`, and `model`'s own for
+        the others (which are not stored)."""
+        stored = self._stored(name, model)
         found = [stored.get(self.key(image)) for image in images]
         missing = [i for i, e in enumerate(found) if e is None]
         if missing:
@@ -148,9 +156,7 @@ class Picture:
 def embed_known_pictures(models: Models, paths: list[Path]) -> None:
     """Both shared models' embeddings of these pictures (the gallery's), read as a task reads them, into
     `models.cache`."""
-    pictures, problems = read_pictures([(path, None, "gallery") for path in paths], models.image_size)
-    if problems:
-        raise ValueError("; ".join(problems[:3]))
+    pictures, _ = read_pictures([(path, None, "gallery") for path in paths], models.image_size)  # the readable ones
     images = np.stack([p.image for p in pictures])
     models.cache.fill("teacher", models.teacher, images)
     models.cache.fill("student", models.student, images)
@@ -412,7 +418,7 @@ def refine(models: Models, result: TaskResult, fine_tune_steps: int = 5, fine_tu
     result.tuned_student = tuned.model
     # the last snapshot is the tuned model's embeddings of the same pictures
     _evaluate(result, "student+fine-tune", tuned.model, base_mean(models.student_card),
-              embeddings=tuned.snapshots[-1] if tuned.snapshots else None)
+              embeddings=tuned.snapshots[-1].clone() if tuned.snapshots else None)
     if fine_tune_teacher and not tuned.cancelled:
         tuned_teacher = fine_tune(models.teacher, support_images, support_labels, FineTuneConfig(
             steps=max(1, fine_tune_steps // 2), max_seconds=MAX_FINE_TUNE_SECONDS), cancel,

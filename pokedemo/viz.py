@@ -26,7 +26,8 @@ def png_data_uri(image: np.ndarray, size: int = 48) -> str:
 
 
 def picture_uris(pictures: list[np.ndarray | None], size: int = 40) -> list[str]:
-    """Each picture as a small inline PNG ("" for none), made once per task for both maps' hover pictures."""
+    """Each picture as a small inline PNG ("" for none): the hover pictures of a drawing's two maps, made once
+    for both."""
     return [png_data_uri(p, size) if p is not None else "" for p in pictures]
 
 
@@ -46,15 +47,15 @@ def _rings(role_mask_roles: np.ndarray, mistakes: np.ndarray) -> tuple[list[str]
 def embedding_figure(coords: np.ndarray, labels: np.ndarray, role: np.ndarray, class_names: list[str],
                      hover: list[str], mistakes: np.ndarray | None = None, title: str = "",
                      thumbnails: list[np.ndarray] | None = None, frames: list[tuple[str, np.ndarray, np.ndarray]] = (),
-                     picture_uris: list[str] | None = None, height: int = 400) -> go.Figure:
+                     hover_pictures: list[str] | None = None, height: int = 400) -> go.Figure:
     """A scatter of one model's 2-D map.
 
     coords: (N, 2); labels: (N,) class index (for queries: the predicted class when the truth is
     unknown); role: (N,) "support" | "query" | "prototype"; hover: (N,) texts; mistakes: (N,) bool, drawn
     as a red ring. frames: (name, coords, mistakes) snapshots of the same points; the figure then has a
     slider that moves the points between them (the page's script hands the frames, kept in
-    layout.meta, to plotly: Gradio draws data and layout only). picture_uris: (N,) `picture_uris` of the
-    points, shown on hover by the page's script (customdata). thumbnails: draw every picture on the map.
+    layout.meta, to plotly: Gradio draws data and layout only). hover_pictures: (N,) the points' `picture_uris`,
+    shown on hover by the page's script (customdata). thumbnails: draw every picture on the map.
     """
     figure = go.Figure()
     mistakes = np.zeros(len(coords), dtype=bool) if mistakes is None else np.asarray(mistakes, dtype=bool)
@@ -73,7 +74,7 @@ def embedding_figure(coords: np.ndarray, labels: np.ndarray, role: np.ndarray, c
                 marker=dict(color=colour(k, len(class_names)), size=style["size"], symbol=style["symbol"],
                             line=dict(color=colours, width=widths)),
                 text=[hover[i] for i in index], hoverinfo="text",
-                customdata=[picture_uris[i] for i in index] if picture_uris is not None else None))
+                customdata=[hover_pictures[i] for i in index] if hover_pictures is not None else None))
     if thumbnails is not None:
         span = float(np.ptp(coords, axis=0).max() or 1.0)
         for (x, y), image, kind in zip(coords, thumbnails, role):

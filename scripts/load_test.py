@@ -10,8 +10,9 @@
 
 Both check that nobody receives another visitor's classes (cross-talk) and report errors and the
 server's peak memory. `--burst`: everyone connects, then all press Run within one second. `--warm`: the
-class arrives once the server has finished its start-up work (numba, the gallery's embeddings), as when
-the teacher opened the page before the class; without it, as soon as the page answers.
+class arrives once the server has finished its start-up work (`app.warm_up`: numba compiling UMAP, the
+models' first run), as when the teacher opened the page before the class; without it, as soon as the
+page answers.
 
     python scripts/load_test.py --visitors 30 --tasks 1 --burst [--warm] [--path api] [--json docs/load-burst.json]
 """

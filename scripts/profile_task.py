@@ -2,10 +2,10 @@
 phase by phase, in the app's own process and code path, CPU seconds (process_time: both cores' work) and
 wall seconds, median over the tasks; then the served app's whole CPU per task through the API (the
 server process's CPU time, so Gradio's own overhead is in it). Both for gallery pictures (whose embeddings
-the app computes once at start-up) and for the visitor's own pictures (here: the same pictures mirrored,
-saved as new files, so that none is the gallery's).
+the app reads at start-up: assets/gallery-embeddings.safetensors) and for the visitor's own pictures (here:
+the same pictures mirrored, saved as new files, so that none is the gallery's).
 
-    python scripts/profile_task.py [--tasks 10] [--out docs/task-profile.md]
+    python scripts/profile_task.py [--tasks 10] [--out docs/task-profile-now.md]
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,13 +38,15 @@ def own_copies(paths: list[str], folder: Path) -> list[str]:
     return copies
 
 
-def profile_in_process(tasks: int, own: bool) -> tuple[list[dict], int, int]:
+def profile_in_process(tasks: int, own: bool, folder: Path) -> tuple[list[dict], int, int]:
     import app
     from pokedemo import report
     from pokedemo.task import Slot, first_answer, plan_task, refine
 
-    app.warm_up()  # as `python app.py` does at start-up (synchronously here)
-    rows, folder = [], Path(tempfile.mkdtemp(prefix="pokedemo-profile-"))
+    warm = threading.Thread(target=app.warm_up)  # as `python app.py` does at start-up (its own thread lowers
+    warm.start()                                 # its priority), waited for here
+    warm.join()
+    rows = []
     for seed in range(tasks):
         filled = app.random_task(seed, 5, 5, 5)
         names, galleries = filled[:app.MAX_WAY], filled[app.MAX_WAY:2 * app.MAX_WAY]
@@ -69,7 +72,7 @@ def profile_in_process(tasks: int, own: bool) -> tuple[list[dict], int, int]:
     return rows, len(result.support_labels), len(result.query_labels)
 
 
-def profile_served(tasks: int, own: bool) -> dict:
+def profile_served(tasks: int, own: bool, folder: Path) -> dict:
     """The server's CPU seconds per /classify task (maps on), Gradio included, from the process's CPU times."""
     import psutil
     import httpx
@@ -81,7 +84,6 @@ def profile_served(tasks: int, own: bool) -> dict:
 
     gallery = Gallery(ASSETS_DIR / "gallery")
     process, url, _ = start_server()
-    folder = Path(tempfile.mkdtemp(prefix="pokedemo-profile-"))
     http = httpx.Client(base_url=url, timeout=httpx.Timeout(10.0, read=300.0))
     try:
         server = psutil.Process(process.pid)
@@ -106,14 +108,15 @@ def profile_served(tasks: int, own: bool) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=Path("docs/task-profile.md"))
+    parser.add_argument("--out", type=Path, default=Path("docs/task-profile-now.md"))
     args = parser.parse_args()
     lines, record = [f"# One task, profiled\n\nMade by `python scripts/profile_task.py --tasks {args.tasks}` on this "
                      f"machine: {args.tasks} of the page's random 5-way 5-shot tasks, median per phase, in the app's "
                      "process and code path (torch with 2 threads), after the app's start-up work (`app.warm_up`).\n"], {}
     for own, kind in ((False, "gallery pictures"), (True, "the visitor's own pictures (mirrored copies, new files)")):
-        rows, n_support, n_query = profile_in_process(args.tasks, own)
-        served = profile_served(args.tasks, own)
+        with tempfile.TemporaryDirectory(prefix="pokedemo-profile-") as folder:  # the own pictures
+            rows, n_support, n_query = profile_in_process(args.tasks, own, Path(folder))
+            served = profile_served(args.tasks, own, Path(folder))
         median = {p: tuple(statistics.median(r[p][k] for r in rows) for k in (0, 1)) for p in PHASES}
         total = tuple(sum(median[p][k] for p in PHASES) for k in (0, 1))
         lines += [f"## Tasks of {kind}\n\n{n_support} supports, {n_query} test pictures each.\n",

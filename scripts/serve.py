@@ -52,8 +52,8 @@ def gallery_task(gallery, seed: int, n_way: int = 5, n_shot: int = 5, n_query: i
 
 
 def wait_until_idle(process: subprocess.Popen, limit_s: float = 180.0) -> float:
-    """Wait until the server's start-up work (numba, the gallery's embeddings) is done: under 0.05 CPU s in
-    1 s. Returns the seconds waited."""
+    """Wait until the server's start-up work (`app.warm_up`: numba compiling UMAP, the models' first run) is
+    done, judged by its CPU: under 0.05 CPU s in 1 s. Returns the seconds waited."""
     import psutil
 
     server, started = psutil.Process(process.pid), time.perf_counter()

@@ -6,9 +6,12 @@ from it, and one few-shot task sent with gradio_client.
 
 The only change to the bundle's requirements is where torch comes from: the Space takes the CPU build from
 PyTorch's wheel index, which this machine cannot reach, so here the same versions come from this machine's
-package sources (`local_requirements`; the build there also runs on the CPU). Everything else is installed
-exactly as the Space would. NUMBA_CACHE_DIR and GRADIO_TEMP_DIR are left to the app's own defaults (the
-system's temporary folder), as on a Space.
+package sources (`local_requirements`; that build runs on the CPU too, and the app is told to use the CPU,
+as on a CPU Space, even where this machine has a GPU). Everything else is installed as the Space would.
+NUMBA_CACHE_DIR and GRADIO_TEMP_DIR are left to the app's own defaults (the system's temporary folder), as
+on a Space. Python is this machine's (the Space card asks for 3.11). PYTHONDONTWRITEBYTECODE keeps Python
+from trying to write its bytecode caches next to the code: root (as in CI) could, and the check that
+serving wrote nothing into the folder would then fail for Python's sake, not the app's.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts.deploy_space import CPU_TORCH_INDEX, build, check  # noqa: E402
 from scripts.serve import gallery_task, start_server  # noqa: E402
 
-INSTALL_TIMEOUT_S = 1200
+INSTALL_TIMEOUT_S = 900
 
 
 def local_requirements(requirements: str) -> str:
@@ -77,7 +80,8 @@ def simulate(work: Path) -> dict:
         raise RuntimeError(f"pip install -r requirements.txt failed:\n{install.stderr[-3000:]}")
     installed = time.perf_counter() - started
     process, url, start_s = start_server(root=space, python=str(venv / "bin" / "python"),
-                                         env={"PYTHONDONTWRITEBYTECODE": "1"})
+                                         env={"PYTHONDONTWRITEBYTECODE": "1", "POKEDEMO_DEVICE": "cpu",
+                                              "CUDA_VISIBLE_DEVICES": ""})
     try:
         from pokedemo.data.gallery import Gallery
 

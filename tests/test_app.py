@@ -1,6 +1,7 @@
 """app.py: the page's handlers called directly (no server), as the browser would call them."""
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -8,7 +9,6 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from sklearn.manifold import TSNE
 
 import app
 from pokedemo import projection
@@ -191,8 +191,14 @@ def test_the_api_with_maps_returns_a_point_per_picture_and_prototype():
     items = app.GALLERY.by_name
     paths = [str(app.GALLERY.path(i.file)) for name in ("Bulbasaur", "Charmander") for i in items[name][:2]]
     queries = [str(app.GALLERY.path(items["Charmander"][-1].file))]
-    out = app.classify_api(paths, "Bulbasaur,Bulbasaur,Charmander,Charmander", queries, 0, True)
-    assert len(out["maps"]["teacher"]) == len(out["maps"]["student"]) == 4 + 1 + 2
+    out = app.classify_api(paths, "Bulbasaur,Charmander,Bulbasaur,Charmander", queries, 2, True)
+    assert len(out["maps"]["teacher"]) == len(out["maps"]["student"]) == len(out["maps"]["points"]) == 4 + 1 + 2
+    names = [Path(p).name for p in paths]
+    assert out["maps"]["points"] == [  # the supports grouped by class, the query, the prototypes
+        {"role": "support", "name": names[0], "class": "Bulbasaur"}, {"role": "support", "name": names[2], "class": "Bulbasaur"},
+        {"role": "support", "name": names[1], "class": "Charmander"}, {"role": "support", "name": names[3], "class": "Charmander"},
+        {"role": "query", "name": Path(queries[0]).name},
+        {"role": "prototype", "class": "Bulbasaur"}, {"role": "prototype", "class": "Charmander"}]
 
 
 def test_limits_are_checked_before_any_picture_is_read(tmp_path):
@@ -487,33 +493,77 @@ def test_known_gallery_pictures_are_looked_up_and_a_visitors_pictures_are_embedd
     gallery = [(app.GALLERY.path(item.file), None, "gallery") for item in app.GALLERY.items[:6]]
     pictures, _ = app.read_pictures(gallery, app.MODELS.image_size)
     known = np.stack([p.image for p in pictures])
+    student = CountingModel(app.MODELS.student)
     cache = EmbeddingCache()
-    cache.fill("student", app.MODELS.student, known[:4], batch=3)
-    assert len(cache) == 4
+    cache.fill("student", student, known[:4], batch=3)
+    assert len(cache) == 4 and student.embedded == 4
     unknown = np.random.default_rng(0).integers(0, 256, (2, *known.shape[1:]), dtype=np.uint8)  # a visitor's
     images = np.concatenate([known, unknown])
-    counting = CountingModel(app.MODELS.student)
-    embeddings = cache.embed("student", counting, images)
-    assert counting.embedded == 4 and len(cache) == 4  # 2 gallery pictures not filled + 2 uploads; none kept
+    student.embedded = 0
+    embeddings = cache.embed("student", student, images)
+    assert student.embedded == 4 and len(cache) == 4  # 2 gallery pictures not filled + 2 uploads; none kept
     with torch.inference_mode():
         direct = app.MODELS.student.embed(to_tensor(images))
     assert torch.allclose(embeddings, direct, atol=1e-5)
+    other = CountingModel(app.MODELS.student)  # another model (a fine-tuned copy, say) finds nothing stored
+    cache.embed("student", other, known[:4])
+    assert other.embedded == 4
     assert cache.embed("teacher", CountingModel(app.MODELS.teacher), known).shape == (6, 512)  # not filled: embeds
 
 
-def test_the_fine_tuned_students_answers_are_its_own_embeddings_of_the_tasks_pictures():
+def cached_models():
+    """The page's models counting what they embed, with the shipped gallery embeddings bound to them."""
+    teacher, student = CountingModel(app.MODELS.teacher), CountingModel(app.MODELS.student)
+    models = replace(app.MODELS, teacher=teacher, student=student, cache=EmbeddingCache())
+    assert models.cache.load(GALLERY_EMBEDDINGS, checkpoint_identity(*SHIPPED_CHECKPOINTS),
+                             {"teacher": teacher, "student": student})
+    return models
+
+
+def test_a_gallery_task_is_answered_from_the_shipped_embeddings_and_an_upload_task_is_embedded_and_not_kept(tmp_path):
+    models = cached_models()
+    filled = app.random_task(4, 3, 3, 2)
+    plan = app.plan_task(app._slots(3, [u["value"] for u in filled[:app.MAX_WAY]], filled[app.MAX_WAY:],
+                                    [[]] * app.MAX_WAY), [(p, *app._truth(p)) for p in filled[QUERIES]])
+    supports, queries, _ = app._read_task(plan.supports, plan.queries)
+    looked_up = app.first_answer(models, plan.class_names, supports, queries)
+    assert models.teacher.embedded == models.student.embedded == 0
+    direct = app.first_answer(app.MODELS, plan.class_names, supports, queries)  # the app's models, no file
+    for key in ("teacher", "student"):
+        assert np.allclose(looked_up.embeddings[key], direct.embeddings[key], atol=1e-4)
+        assert (looked_up.probabilities[key].argmax(1) == direct.probabilities[key].argmax(1)).all()
+    size = len(models.cache)
+    uploads = [replace(p, image=np.ascontiguousarray(p.image[:, ::-1]), source="upload") for p in queries]
+    app.first_answer(models, plan.class_names, supports, uploads)
+    assert models.teacher.embedded == models.student.embedded == len(uploads) and len(models.cache) == size
+
+
+@pytest.mark.parametrize("steps, every, cancel_at", [(4, 2, None), (5, 2, None), (5, 2, 3), (3, 5, 0)])
+def test_the_fine_tuned_students_answers_are_its_own_embeddings_of_the_tasks_pictures(steps, every, cancel_at):
     """refine takes the student's embeddings before fine-tuning and the last snapshot instead of embedding
-    the pictures again: they must be what the models give."""
+    the pictures again: they must be what the models give, also after a cancel and between snapshots."""
     filled = app.random_task(2, 3, 3, 2)
     plan = app.plan_task(app._slots(3, [u["value"] for u in filled[:app.MAX_WAY]], filled[app.MAX_WAY:],
                                     [[]] * app.MAX_WAY), [(p, *app._truth(p)) for p in filled[QUERIES]])
     supports, queries, _ = app._read_task(plan.supports, plan.queries)
-    result = app.refine(app.MODELS, app.first_answer(app.MODELS, plan.class_names, supports, queries), 4,
-                        snapshot_every=2)
+    cancel = threading.Event()
+    if cancel_at == 0:
+        cancel.set()
+
+    def progress(fraction, text):
+        if cancel_at and f"step {cancel_at}/" in text:
+            cancel.set()
+
+    first = app.first_answer(app.MODELS, plan.class_names, supports, queries)
+    result = app.refine(app.MODELS, first, steps, cancel=cancel, progress=progress, snapshot_every=every)
+    if cancel_at == 0:  # cancelled before any work: no fine-tuned column
+        assert result.cancelled and "student+fine-tune" not in result.embeddings
+        return
     images = to_tensor(np.stack([p.image for p in result.pictures]))
     with torch.inference_mode():
         tuned, before = result.tuned_student.embed(images), app.MODELS.student.embed(images)
-    assert result.snapshot_steps == [0, 2, 4]
+    done = cancel_at or steps
+    assert result.snapshot_steps == sorted({*range(0, done + 1, every), done})
     assert np.allclose(result.snapshots[0], before, atol=1e-5)
     assert np.allclose(result.embeddings["student+fine-tune"], tuned, atol=1e-5)
     assert not np.allclose(result.embeddings["student+fine-tune"], before, atol=1e-3)  # it did train
@@ -532,8 +582,7 @@ def test_the_students_map_continued_from_the_teachers_converges_within_its_steps
     student = map_points(result, "student+fine-tune")["embeddings"].astype(np.float32)
     divergences = []
     for steps in (projection.CONTINUED_TSNE_STEPS, 4 * projection.CONTINUED_TSNE_STEPS):
-        tsne = TSNE(n_components=2, perplexity=10, init=start.astype(np.float32), random_state=0, metric="cosine",
-                    max_iter=steps, early_exaggeration=1.0)
+        tsne = projection.continued_tsne(10, start, 0, steps)
         tsne.fit_transform(student)
         divergences.append(tsne.kl_divergence_)
     assert divergences[0] <= 1.05 * divergences[1]
@@ -542,32 +591,35 @@ def test_the_students_map_continued_from_the_teachers_converges_within_its_steps
 def test_the_shipped_gallery_embeddings_belong_to_the_shipped_checkpoints():
     """scripts/embed_gallery.py's file: named by these checkpoints, holding every gallery picture, each as the
     models embed it now (fails after new checkpoints until the file is remade)."""
+    models = {"teacher": app.MODELS.teacher, "student": app.MODELS.student}
     cache = EmbeddingCache()
-    assert cache.load(GALLERY_EMBEDDINGS, checkpoint_identity(*SHIPPED_CHECKPOINTS)), \
+    assert cache.load(GALLERY_EMBEDDINGS, checkpoint_identity(*SHIPPED_CHECKPOINTS), models), \
         "assets/gallery-embeddings.safetensors is missing or stale: run python scripts/embed_gallery.py"
     pictures, _ = app.read_pictures([(app.GALLERY.path(i.file), None, "gallery") for i in app.GALLERY.items],
                                     app.MODELS.image_size)
     images = np.stack([p.image for p in pictures])
-    counting = CountingModel(app.MODELS.teacher)
-    shipped = cache.embed("teacher", counting, images)
-    assert counting.embedded == 0
     sample = images[::60]
     with torch.inference_mode():
-        for name, model in (("teacher", app.MODELS.teacher), ("student", app.MODELS.student)):
+        for name, model in models.items():
+            shipped = cache.embed(name, model, images)  # every gallery picture is there: nothing to embed
             fresh = model.embed(to_tensor(sample))
-            assert torch.allclose(cache.embed(name, CountingModel(model), sample), fresh, atol=1e-4)
-    assert shipped.shape == (len(images), 512)
+            assert shipped.shape == (len(images), model.embedding_dim)
+            assert torch.allclose(shipped[::60], fresh, atol=1e-4)
+    assert len(cache) == len(images)
 
 
 def test_embeddings_saved_for_other_checkpoints_are_not_taken(tmp_path):
-    cache = EmbeddingCache()
+    cache, student = EmbeddingCache(), CountingModel(app.MODELS.student)
     images = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
-    cache.fill("student", app.MODELS.student, images)
+    cache.fill("student", student, images)
     cache.save(tmp_path / "embeddings.safetensors", "these checkpoints")
     other = EmbeddingCache()
-    assert not other.load(tmp_path / "embeddings.safetensors", "other checkpoints") and len(other) == 0
-    assert not other.load(tmp_path / "missing.safetensors", "these checkpoints")
-    assert other.load(tmp_path / "embeddings.safetensors", "these checkpoints") and len(other) == 3
-    counting = CountingModel(app.MODELS.student)
-    assert torch.allclose(other.embed("student", counting, images), cache.embed("student", counting, images))
-    assert counting.embedded == 0
+    assert not other.load(tmp_path / "embeddings.safetensors", "other checkpoints", {"student": student})
+    assert not other.load(tmp_path / "embeddings.safetensors", "these checkpoints", {"teacher": student})
+    assert not other.load(tmp_path / "missing.safetensors", "these checkpoints", {"student": student})
+    assert len(other) == 0
+    assert other.load(tmp_path / "embeddings.safetensors", "these checkpoints", {"student": student})
+    assert len(other) == 3
+    student.embedded = 0
+    assert torch.allclose(other.embed("student", student, images), cache.embed("student", student, images))
+    assert student.embedded == 0

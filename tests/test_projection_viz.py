@@ -48,4 +48,3 @@ def test_the_accuracy_figure_has_a_bar_group_per_shot_with_error_bars():
     rows = [{"model": m, "n_shot": s, "accuracy": 0.8, "ci95": 0.01} for m in ("pixels", "student") for s in (1, 5)]
     figure = accuracy_figure(rows)
     assert [t.name for t in figure.data] == ["1-shot", "5-shot"] and list(figure.data[0].error_y.array) == [1.0, 1.0]
-
