@@ -110,7 +110,9 @@ the queue is full.
 {counts(api_many)}; p50 {api_many['p50_seconds']:.1f} s, p95 {api_many['p95_seconds']:.1f} s.
 
 CI runs the same script with 3 visitors on each path (`tests/test_load.py`). Where a task's CPU goes:
-[task-profile.md](task-profile.md).
+[task-profile.md](task-profile.md). Earlier measurements by the same commands are in these JSON files'
+git history (for example `git show cd6819e:docs/load-burst.json`, before the gallery's embeddings were
+shipped and the maps made cheaper).
 """
     (DOCS / "app-and-load.md").write_text(doc, encoding="utf-8")
     print(doc)
