@@ -99,6 +99,12 @@ def _truth(path: str) -> tuple[str | None, str]:
     return (item.name, item.source) if item else (None, "upload")
 
 
+def _gallery_image(path: str):
+    """A gallery picture's preprocessed image (decoded once for every visitor), None for any other file."""
+    item = GALLERY.identify(path)
+    return GALLERY.model_image(item.file, MODELS.image_size) if item else None
+
+
 def _alpha(path: str):
     item = GALLERY.identify(path)
     return GALLERY.alpha(item) if item else None
@@ -334,10 +340,10 @@ def _read_task(support_groups: list[list[tuple]], query_items: list[tuple]):
     """(pictures per class, query pictures, files skipped with the reason) from (path, species, source) items."""
     supports, problems = [], []
     for items in support_groups:
-        pictures, bad = read_pictures(items, MODELS.image_size)
+        pictures, bad = read_pictures(items, MODELS.image_size, _gallery_image)
         supports.append([replace(p, alpha=_alpha(p.path)) for p in pictures])  # a gallery sprite's mask
         problems += bad
-    queries, bad = read_pictures(query_items, MODELS.image_size)
+    queries, bad = read_pictures(query_items, MODELS.image_size, _gallery_image)
     return supports, [replace(q, alpha=_alpha(q.path)) for q in queries], problems + bad
 
 

@@ -6,6 +6,7 @@ to a white square; a photo is centre-cropped to a square; both are then resized.
 """
 from __future__ import annotations
 
+import base64
 import io
 import os
 import struct
@@ -161,3 +162,10 @@ def to_model_image(image: Image.Image, size: int = 64) -> np.ndarray:
     left, top = (rgb.size[0] - side) // 2, (rgb.size[1] - side) // 2
     square = rgb.crop((left, top, left + side, top + side))
     return np.asarray(square.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def png_data_uri(image: np.ndarray, size: int = 48) -> str:
+    """(S, S, 3) uint8 -> a small inline PNG (no file on disk, nothing shared between visitors)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).resize((size, size)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -68,7 +68,7 @@ def task_maps(result: TaskResult, method: str, parameter: float, seed: int, thum
     points = task_coordinates(result, method, parameter, seed, student_mean, snapshot_every,
                               with_snapshots=not thumbnails)
     teacher, final = points.teacher, points.student
-    uris = viz.picture_uris(teacher["thumbnails"])  # the same pictures on both maps
+    uris = [result.picture_uri(i, 40) for i in range(len(result.pictures))] + [""] * len(result.class_names)
     figures = [viz.embedding_figure(points.teacher_xy, teacher["labels"], teacher["role"], result.class_names,
                                     teacher["hover"], teacher["mistakes"], "teacher (ResNet18, 11M parameters)",
                                     teacher["thumbnails"] if thumbnails else None, hover_pictures=uris,

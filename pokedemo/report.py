@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from .task import MODEL_LABELS, NONE, TaskResult
-from .viz import png_data_uri
 
 NONE_TEXT = "none of these"
 OUTSIDE_TEXT = "not in the task"   # a picture of a species no class shows
@@ -67,7 +66,7 @@ def predictions_grid(result: TaskResult, thresholds: dict[str, float | None] | N
                          f"<span class='who'>{SHORT[key]}</span> {'<b>wrong:</b> ' if wrong else ''}"
                          f"{escape(_answer_text(result, k))}{confidence}</div>")
         true_text = _truth_text(result, truth)
-        cells.append(f"<div class='cell'><img src='{png_data_uri(picture.image, 56)}' alt='{escape(picture.name)}'"
+        cells.append(f"<div class='cell'><img src='{result.picture_uri(result.n_support + i, 56)}' alt='{escape(picture.name)}'"
                      f" title='{escape(picture.name)} ({escape(picture.source)})'/><div class='truth'>{true_text}</div>"
                      f"{''.join(lines)}</div>")
     key = " ".join(f"<b>{SHORT[k]}</b> {MODEL_LABELS[k]}" for k in models)
@@ -100,7 +99,7 @@ def details_html(result: TaskResult, thresholds: dict[str, float | None] | None 
     rows = []
     for i, picture in enumerate(result.pictures[result.n_support:]):
         truth = result.query_labels[i]
-        cells = [f"<td><img src='{png_data_uri(picture.image, 40)}' alt=''/> {escape(picture.name)}</td>",
+        cells = [f"<td><img src='{result.picture_uri(result.n_support + i, 40)}' alt=''/> {escape(picture.name)}</td>",
                  f"<td>{_truth_text(result, truth)}</td>"]
         for key in models:
             k = int(answers[key][i])

@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from .checkpoint import base_mean, save_checkpoint
 from .fewshot import (TEMPERATURE, FineTuneConfig, centre, compute_prototypes, fine_tune, reindex_labels,
                       similarities)
-from .images import is_photo, load_image, to_model_image
+from .images import is_photo, load_image, png_data_uri, to_model_image
 from .models import Embedder, Embedding, embed_array, to_tensor
 from .tracks import render_pictures, support_views
 
@@ -162,14 +162,16 @@ def embed_known_pictures(models: Models, paths: list[Path]) -> None:
     models.cache.fill("student", models.student, images)
 
 
-def read_pictures(files: list[tuple], image_size: int) -> tuple[list[Picture], list[str]]:
+def read_pictures(files: list[tuple], image_size: int, known: Callable[[str], np.ndarray | None] | None = None
+                  ) -> tuple[list[Picture], list[str]]:
     """files: (path, truth or None, source[, label]). Returns (pictures, problems): a bad file is a message,
-    not an error."""
+    not an error. known(path): the preprocessed picture when it is a known one (the gallery's), else None."""
     pictures, problems = [], []
     for path, truth, source, *label in files:
         try:
-            pictures.append(Picture(to_model_image(load_image(path), image_size), Path(path).name, truth, source,
-                                    str(path), label[0] if label else None))
+            image = known(path) if known is not None else None
+            image = to_model_image(load_image(path), image_size) if image is None else image
+            pictures.append(Picture(image, Path(path).name, truth, source, str(path), label[0] if label else None))
         except ValueError as error:
             problems.append(str(error))
     return pictures, problems
@@ -292,10 +294,20 @@ class TaskResult:
     tuned_student: torch.nn.Module | None = None  # the visitor's private fine-tuned copy (download, webcam)
     view_images: np.ndarray | None = None      # (K, n_support, S, S, 3): the supports rendered photo-like
     photo_queries: np.ndarray | None = None    # (n_query,) bool: queries that are photos (`is_photo`)
+    # (picture index, size) -> inline PNG: the grid, the details and both maps show the same pictures; shared
+    # by the copies `refine` makes of the first answer (the same pictures)
+    _picture_uris: dict[tuple[int, int], str] = field(default_factory=dict, repr=False)
 
     @property
     def n_support(self) -> int:
         return len(self.support_labels)
+
+    def picture_uri(self, index: int, size: int) -> str:
+        """Picture `index` (supports, then queries) as a small inline PNG, made once per task and size."""
+        key = (index, size)
+        if key not in self._picture_uris:
+            self._picture_uris[key] = png_data_uri(self.pictures[index].image, size)
+        return self._picture_uris[key]
 
     def predictions(self, model: str) -> list[str]:
         return [self.class_names[k] for k in self.probabilities[model].argmax(axis=1)]

@@ -1,13 +1,12 @@
 """Plotly figure builders: arrays in, `go.Figure` out. The only module that knows plotly."""
 from __future__ import annotations
 
-import base64
-import io
 from html import escape
 
 import numpy as np
 import plotly.graph_objects as go
-from PIL import Image
+
+from .images import png_data_uri
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#393b79"]  # no red: red marks a wrong answer, everywhere
@@ -16,19 +15,6 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e
 def colour(k: int, n: int) -> str:
     """Distinct colours: the palette for up to 10 classes, evenly spaced hues beyond."""
     return PALETTE[k % len(PALETTE)] if n <= len(PALETTE) else f"hsl({30 + int(300 * k / n)}, 70%, 45%)"
-
-
-def png_data_uri(image: np.ndarray, size: int = 48) -> str:
-    """(S, S, 3) uint8 -> a small inline PNG (no file on disk, nothing shared between visitors)."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).resize((size, size)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def picture_uris(pictures: list[np.ndarray | None], size: int = 40) -> list[str]:
-    """Each picture as a small inline PNG ("" for none): the hover pictures of a drawing's two maps, made once
-    for both."""
-    return [png_data_uri(p, size) if p is not None else "" for p in pictures]
 
 
 MISTAKE_COLOUR = "#d00000"   # every wrong answer, on every map and in the predictions grid
@@ -54,7 +40,7 @@ def embedding_figure(coords: np.ndarray, labels: np.ndarray, role: np.ndarray, c
     unknown); role: (N,) "support" | "query" | "prototype"; hover: (N,) texts; mistakes: (N,) bool, drawn
     as a red ring. frames: (name, coords, mistakes) snapshots of the same points; the figure then has a
     slider that moves the points between them (the page's script hands the frames, kept in
-    layout.meta, to plotly: Gradio draws data and layout only). hover_pictures: (N,) the points' `picture_uris`,
+    layout.meta, to plotly: Gradio draws data and layout only). hover_pictures: (N,) the points' pictures as inline PNGs (`TaskResult.picture_uri`),
     shown on hover by the page's script (customdata). thumbnails: draw every picture on the map.
     """
     figure = go.Figure()

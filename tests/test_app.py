@@ -9,11 +9,13 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageOps
 
 import app
 from pokedemo import projection
 from pokedemo.checkpoint import checkpoint_identity
 from pokedemo.config import GALLERY_EMBEDDINGS, SHIPPED_CHECKPOINTS
+from pokedemo.images import load_image, to_model_image
 from pokedemo.models import to_tensor
 from pokedemo.task import MAX_STEPS, NONE, EmbeddingCache, TaskResult, map_points
 
@@ -623,3 +625,26 @@ def test_embeddings_saved_for_other_checkpoints_are_not_taken(tmp_path):
     student.embedded = 0
     assert torch.allclose(other.embed("student", student, images), cache.embed("student", student, images))
     assert student.embedded == 0
+
+
+def test_gallery_pictures_are_decoded_once_for_everyone_and_uploads_each_time(tmp_path):
+    item = app.GALLERY.items[7]
+    upload = tmp_path / "mine.png"  # a visitor's picture: the same sprite, mirrored
+    ImageOps.mirror(Image.open(app.GALLERY.path(item.file))).save(upload)
+    first, _, _ = app._read_task([[(str(app.GALLERY.path(item.file)), None, "gallery")]], [])
+    again, _, _ = app._read_task([[(str(app.GALLERY.path(item.file)), None, "gallery")]], [])
+    assert first[0][0].image is again[0][0].image and not first[0][0].image.flags.writeable
+    assert np.array_equal(first[0][0].image, to_model_image(load_image(app.GALLERY.path(item.file)),
+                                                            app.MODELS.image_size))
+    _, (query,), _ = app._read_task([[]], [(str(upload), None, "upload")])
+    _, (query_again,), _ = app._read_task([[]], [(str(upload), None, "upload")])
+    assert query.image is not query_again.image  # decoded for each request
+    assert np.array_equal(query.image, to_model_image(load_image(upload), app.MODELS.image_size))
+
+
+def test_each_picture_is_made_an_inline_png_once_per_task_and_size():
+    grid, *_, result, details = run_random_task(seed=3, n_query=1)
+    uri = result.picture_uri(result.n_support, 56)
+    assert uri.startswith("data:image/png;base64,") and result.picture_uri(result.n_support, 56) is uri
+    assert uri in grid and result.picture_uri(result.n_support, 40) in details  # the page shows the memo's pictures
+    assert result.picture_uri(0, 40) is result.picture_uri(0, 40) != result.picture_uri(0, 56)

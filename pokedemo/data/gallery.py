@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..images import load_image, to_model_image
 from .dataset import SpriteDataset, species_table
 
 
@@ -101,6 +102,13 @@ class Gallery:
         except OSError:
             return None
         return self.by_digest.get(hashlib.sha256(data).digest())
+
+    @lru_cache(maxsize=None)  # at most one entry an item and size: the gallery is fixed
+    def model_image(self, file: str, size: int) -> np.ndarray:
+        """The item's picture as a task reads it (`images.to_model_image`), decoded once; read-only."""
+        image = to_model_image(load_image(self.path(file)), size)
+        image.setflags(write=False)
+        return image
 
     def is_own_file(self, path: str | Path) -> bool:
         """Whether `path` resolves to a file inside the gallery folder (never to be deleted)."""
