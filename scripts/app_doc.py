@@ -30,6 +30,18 @@ def burst_table(run: dict) -> str:
         f" | **{run['p95_seconds']:.1f} s** ({verdict(run['p95_seconds'], TARGETS['complete'])}) |"])
 
 
+def repeats(first: dict) -> str:
+    """The same command run again (docs/load-burst-warm-2.json, -3.json, ...), when there are such runs."""
+    runs = [first] + [json.loads(p.read_text()) for p in sorted(DOCS.glob("load-burst-warm-*.json"))]
+    if len(runs) == 1:
+        return ""
+    pairs = ", ".join(f"{r['first_answer_p95_seconds']:.1f} / {r['p95_seconds']:.1f} s" for r in runs)
+    worst = max(r["errors"] + r["crosstalk"] for r in runs)
+    return (f" The same command run {len(runs)} times in a row, each on a new server with cold caches (the "
+            f"others' JSON files: `docs/load-burst-warm-2.json` ...), gave first-answer / complete p95 of {pairs}; "
+            f"at most {worst} errors and cross-talk in any run.")
+
+
 def counts(run: dict) -> str:
     return (f"{run['completed']} completed, {run['errors']} errors, {run['crosstalk']} cross-talk, "
             f"{run['queries_sent']} test pictures sent and {run['queries_answered']} answered, "
@@ -83,7 +95,7 @@ answer grid.
 
 {burst_table(warm)}
 
-{counts(warm)}.
+{counts(warm)}.{repeats(warm)}
 
 **The class arrives as soon as the server answers** (its start-up work still running, below the
 visitors' priority): `{cold['command']}`:
