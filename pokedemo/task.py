@@ -62,7 +62,7 @@ class EmbeddingCache:
     checkpoints, or computed by `fill`), each set bound to the shared, read-only model it belongs to: a task's
     gallery pictures are then looked up instead of embedded, and any other model (a fine-tuned copy, another
     checkpoint) finds nothing. It never holds a visitor's upload: nothing of one visitor reaches another.
-    Safe to read while it is being filled."""
+    A fill is taken whole once computed: until then, readers embed the pictures themselves."""
 
     def __init__(self):
         self._sets: dict[str, tuple[Embedder, dict[bytes, np.ndarray]]] = {}   # name -> (model, key -> embedding)
@@ -83,11 +83,9 @@ class EmbeddingCache:
         """Embed `images` ((N, S, S, 3) uint8, preprocessed as a task reads them) with `model`, stored under
         `name` (the shared model's role: "teacher" or "student") and bound to `model`."""
         stored = self._stored(name, model)
+        embeddings = embed_array(model, images, batch_size=batch).numpy()
+        stored.update((self.key(image), embedding) for image, embedding in zip(images, embeddings))
         self._sets[name] = (model, stored)
-        for start in range(0, len(images), batch):
-            chunk = images[start:start + batch]
-            embeddings = embed_array(model, chunk, batch_size=batch).numpy()
-            stored.update((self.key(image), embedding) for image, embedding in zip(chunk, embeddings))
 
     def save(self, path: Path, identity: str) -> None:
         """One .safetensors file: the keys, and each model's embeddings in the keys' order; `identity` names the

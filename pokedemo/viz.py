@@ -40,8 +40,9 @@ def embedding_figure(coords: np.ndarray, labels: np.ndarray, role: np.ndarray, c
     unknown); role: (N,) "support" | "query" | "prototype"; hover: (N,) texts; mistakes: (N,) bool, drawn
     as a red ring. frames: (name, coords, mistakes) snapshots of the same points; the figure then has a
     slider that moves the points between them (the page's script hands the frames, kept in
-    layout.meta, to plotly: Gradio draws data and layout only). hover_pictures: (N,) the points' pictures as inline PNGs (`TaskResult.picture_uri`),
-    shown on hover by the page's script (customdata). thumbnails: draw every picture on the map.
+    layout.meta, to plotly: Gradio draws data and layout only). hover_pictures: (N,) the points' pictures as
+    inline PNGs (`TaskResult.picture_uri`), shown on hover by the page's script (customdata). thumbnails: draw
+    every picture on the map.
     """
     figure = go.Figure()
     mistakes = np.zeros(len(coords), dtype=bool) if mistakes is None else np.asarray(mistakes, dtype=bool)

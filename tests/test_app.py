@@ -513,6 +513,15 @@ def test_known_gallery_pictures_are_looked_up_and_a_visitors_pictures_are_embedd
     assert cache.embed("teacher", CountingModel(app.MODELS.teacher), known).shape == (6, 512)  # not filled: embeds
 
 
+def read_random_task(seed, n_way, n_shot, n_query):
+    """(plan, support pictures per class, query pictures) of the page's random task `seed`, read as Run reads it."""
+    filled = app.random_task(seed, n_way, n_shot, n_query)
+    plan = app.plan_task(app._slots(n_way, [u["value"] for u in filled[:app.MAX_WAY]], filled[app.MAX_WAY:],
+                                    [[]] * app.MAX_WAY), [(p, *app._truth(p)) for p in filled[QUERIES]])
+    supports, queries, _ = app._read_task(plan.supports, plan.queries)
+    return plan, supports, queries
+
+
 def cached_models():
     """The page's models counting what they embed, with the shipped gallery embeddings bound to them."""
     teacher, student = CountingModel(app.MODELS.teacher), CountingModel(app.MODELS.student)
@@ -524,10 +533,7 @@ def cached_models():
 
 def test_a_gallery_task_is_answered_from_the_shipped_embeddings_and_an_upload_task_is_embedded_and_not_kept(tmp_path):
     models = cached_models()
-    filled = app.random_task(4, 3, 3, 2)
-    plan = app.plan_task(app._slots(3, [u["value"] for u in filled[:app.MAX_WAY]], filled[app.MAX_WAY:],
-                                    [[]] * app.MAX_WAY), [(p, *app._truth(p)) for p in filled[QUERIES]])
-    supports, queries, _ = app._read_task(plan.supports, plan.queries)
+    plan, supports, queries = read_random_task(4, 3, 3, 2)
     looked_up = app.first_answer(models, plan.class_names, supports, queries)
     assert models.teacher.embedded == models.student.embedded == 0
     direct = app.first_answer(app.MODELS, plan.class_names, supports, queries)  # the app's models, no file
@@ -544,10 +550,7 @@ def test_a_gallery_task_is_answered_from_the_shipped_embeddings_and_an_upload_ta
 def test_the_fine_tuned_students_answers_are_its_own_embeddings_of_the_tasks_pictures(steps, every, cancel_at):
     """refine takes the student's embeddings before fine-tuning and the last snapshot instead of embedding
     the pictures again: they must be what the models give, also after a cancel and between snapshots."""
-    filled = app.random_task(2, 3, 3, 2)
-    plan = app.plan_task(app._slots(3, [u["value"] for u in filled[:app.MAX_WAY]], filled[app.MAX_WAY:],
-                                    [[]] * app.MAX_WAY), [(p, *app._truth(p)) for p in filled[QUERIES]])
-    supports, queries, _ = app._read_task(plan.supports, plan.queries)
+    plan, supports, queries = read_random_task(2, 3, 3, 2)
     cancel = threading.Event()
     if cancel_at == 0:
         cancel.set()
@@ -575,10 +578,7 @@ def test_the_fine_tuned_students_answers_are_its_own_embeddings_of_the_tasks_pic
 def test_the_students_map_continued_from_the_teachers_converges_within_its_steps(seed):
     """On the page's tasks, a t-SNE started from the teacher's map (CONTINUED_TSNE_STEPS) reaches the KL
     divergence of a run four times longer (within 5%)."""
-    filled = app.random_task(seed, 5, 5, 5)
-    plan = app.plan_task(app._slots(5, [u["value"] for u in filled[:app.MAX_WAY]], filled[app.MAX_WAY:],
-                                    [[]] * app.MAX_WAY), [(p, *app._truth(p)) for p in filled[QUERIES]])
-    supports, queries, _ = app._read_task(plan.supports, plan.queries)
+    plan, supports, queries = read_random_task(seed, 5, 5, 5)
     result = app.refine(app.MODELS, app.first_answer(app.MODELS, plan.class_names, supports, queries), 5)
     start = projection.project(map_points(result, "teacher")["embeddings"], "t-SNE", 10, 0)
     student = map_points(result, "student+fine-tune")["embeddings"].astype(np.float32)
