@@ -89,3 +89,39 @@ def augment(images: Tensor, config: AugmentConfig = AugmentConfig(), generator: 
                erase[:, None, None])
         out = torch.where(box[:, None].to(device), rand(batch, 1, 1, 1).to(device), out)
     return out
+
+
+class MixStyle:
+    """MixStyle (Zhou et al., ICLR 2021): in training, with probability `p` per batch and layer, the
+    outputs of a model's early stages (`Embedder.style_layers`) keep their normalised content but take
+    a random mix of their own and another picture's channel statistics (mean and standard deviation
+    over the picture): the picture's content with a blend of another's colours, texture and background.
+    Mixing weights are Beta(0.1, 0.1), so most mixes are near one picture or the other. Nothing happens
+    in eval mode, so the shipped model is unchanged in shape and cost. Draws come from `generator`
+    (seed it each epoch); `remove()` takes the hooks off."""
+
+    def __init__(self, model, p: float, concentration: float = 0.1, eps: float = 1e-6):
+        self.p, self.concentration, self.eps = p, concentration, eps
+        self.generator = torch.Generator()
+        self._handles = [layer.register_forward_hook(self._mix) for layer in model.style_layers()]
+
+    def _mix(self, module, inputs, output: Tensor) -> Tensor | None:
+        if not module.training or float(torch.rand(1, generator=self.generator)) >= self.p:
+            return None
+        batch = output.shape[0]
+        mean = output.mean(dim=(2, 3), keepdim=True).detach()
+        std = (output.var(dim=(2, 3), keepdim=True) + self.eps).sqrt().detach()
+        gamma = torch.distributions.Gamma(self.concentration, 1.0)
+        seed = int(torch.randint(2 ** 62, (1,), generator=self.generator))
+        with torch.random.fork_rng(devices=[]):     # a Beta draw from our own stream, not the global one
+            torch.manual_seed(seed)
+            a, b = gamma.sample((batch,)), gamma.sample((batch,))
+        weight = (a / (a + b).clamp(min=1e-12)).view(batch, 1, 1, 1).to(output.device, output.dtype)
+        order = torch.randperm(batch, generator=self.generator).to(output.device)
+        mixed_mean = weight * mean + (1 - weight) * mean[order]
+        mixed_std = weight * std + (1 - weight) * std[order]
+        return (output - mean) / std * mixed_std + mixed_mean
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()

@@ -36,6 +36,11 @@ class Embedder(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         return self.features(_normalise(images))
 
+    def style_layers(self) -> list[nn.Module]:
+        """The early stages whose outputs still carry the picture's style (colour, texture, background)
+        rather than its content: where MixStyle mixes feature statistics in training (`augment.MixStyle`)."""
+        raise NotImplementedError
+
 
 class Teacher(Embedder):
     """torchvision ResNet18 with its stock stem (7x7 stride 2 + max-pool): at 64 px the last
@@ -53,6 +58,9 @@ class Teacher(Embedder):
 
     def features(self, x: Tensor) -> Tensor:
         return self.backbone(x)
+
+    def style_layers(self) -> list[nn.Module]:
+        return [self.backbone.layer1, self.backbone.layer2]
 
 
 def _separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -82,6 +90,9 @@ class Student(Embedder):
     def features(self, x: Tensor) -> Tensor:
         return self.body(x).mean(dim=(2, 3))
 
+    def style_layers(self) -> list[nn.Module]:
+        return [self.body[3], self.body[4]]          # the first two separable blocks
+
 
 class PaperStudent(Embedder):
     """The source report's student: three 3x3 conv layers (64, 128, 256) with max-pooling and a
@@ -97,6 +108,9 @@ class PaperStudent(Embedder):
 
     def features(self, x: Tensor) -> Tensor:
         return self.fc(self.body(x).flatten(1))
+
+    def style_layers(self) -> list[nn.Module]:
+        return [self.body[3], self.body[7]]          # after the first two blocks' pooling
 
 
 class TrainingHeads(nn.Module):

@@ -9,8 +9,10 @@ Backgrounds come from three disjoint **pools**: `train` (training), `val` (model
 val species) and `test` (the benchmark's tracks). Each pool has its own real photographs (crops of
 pictures that installed packages ship: scikit-learn's sample images, Gradio's demo images) and its
 own random streams for colours and procedural textures, so a track measures generalisation to
-backgrounds never seen in training. Everything is drawn from a `torch.Generator`: the same seed
-gives the same pictures.
+backgrounds never seen in training. Training may add a fifth kind, **dead leaves** (`leaves=True`):
+overlapping discs and boxes of random colours and power-law sizes, a synthetic stand-in for the
+clutter of real scenes (Lee, Mumford and Huang 2001; Baradad et al. 2021), which the val and test
+pools never use. Everything is drawn from a `torch.Generator`: the same seed gives the same pictures.
 """
 from __future__ import annotations
 
@@ -81,10 +83,37 @@ def _noise(generator: torch.Generator, size: int) -> Tensor:
     return (total - total.min()) / (total.max() - total.min() + 1e-6)
 
 
-def make_backgrounds(pool: str, count: int, size: int, seed: int = 0) -> Tensor:
-    """`count` backgrounds of the pool, a quarter each solid, gradient, texture, photo crop: (count, 3, size, size)."""
+def _dead_leaves(generator: torch.Generator, size: int, shapes: int = 150) -> Tensor:
+    """Dead leaves: `shapes` discs and boxes painted back to front, radii drawn from a power law (density
+    ~ r^-2, from 4% to 70% of the side) so that a few large ones cover most of the picture and many
+    small ones break it up, as objects do in real scenes; colours vary around a palette of three, as a
+    scene's do. (3, size, size) in [0, 1]."""
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    low, high = 0.04, 0.7
+    u = torch.rand(shapes, generator=generator)
+    radii = 1 / (1 / low - u * (1 / low - 1 / high))                       # inverse CDF of r^-2 on [low, high]
+    radii = radii.sort(descending=True).values                             # the large ones first (behind)
+    centres = torch.rand(shapes, 2, generator=generator) * 2.4 - 1.2
+    palette = torch.rand(3, 3, generator=generator)
+    picks = (torch.rand(shapes, generator=generator) * 3).long()
+    colours = (palette[picks] + (torch.rand(shapes, 3, generator=generator) - 0.5) * 0.5).clamp(0, 1)
+    boxes = torch.rand(shapes, generator=generator) < 0.5
+    aspect = 0.5 + torch.rand(shapes, generator=generator)
+    out = palette[0].view(3, 1, 1).expand(3, size, size).clone()
+    for k in range(shapes):
+        dx, dy = (xs - centres[k, 0]).abs() * aspect[k], (ys - centres[k, 1]).abs() / aspect[k]
+        inside = torch.maximum(dx, dy) < radii[k] if boxes[k] else dx ** 2 + dy ** 2 < radii[k] ** 2
+        out[:, inside] = colours[k, :, None]
+    return out
+
+
+def make_backgrounds(pool: str, count: int, size: int, seed: int = 0, leaves: bool = False) -> Tensor:
+    """`count` backgrounds of the pool, in equal shares solid, gradient, texture, photo crop, and dead leaves
+    when `leaves` (training only: the val and test pools never draw them): (count, 3, size, size)."""
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got '{pool}'")
+    if leaves and pool != "train":
+        raise ValueError("dead-leaves backgrounds are for training only (the train pool)")
     generator = torch.Generator().manual_seed(POOL_SEEDS[pool] * 100_003 + seed)
     photos = [np.asarray(Image.open(p).convert("RGB")) for p in photo_paths(pool)]
     rand = lambda *shape: torch.rand(*shape, generator=generator)
@@ -92,7 +121,7 @@ def make_backgrounds(pool: str, count: int, size: int, seed: int = 0) -> Tensor:
     out = torch.empty(count, 3, size, size)
     for k in range(count):
         colours = rand(3, 3)                                            # up to three colours, rows
-        kind = k % 4
+        kind = k % (5 if leaves else 4)
         if kind == 0:
             out[k] = colours[0].view(3, 1, 1).expand(3, size, size)
         elif kind == 1:
@@ -107,6 +136,8 @@ def make_backgrounds(pool: str, count: int, size: int, seed: int = 0) -> Tensor:
                 t = torch.sin(xs * f[0] * math.pi + rand(1) * 6) * torch.sin(ys * f[1] * math.pi + rand(1) * 6)
                 t = (t > 0).float() if rand(1) < 0.5 else t * 0.5 + 0.5
             out[k] = colours[0].view(3, 1, 1) * (1 - t) + colours[1].view(3, 1, 1) * t
+        elif kind == 4:
+            out[k] = _dead_leaves(generator, size)
         else:
             photo = photos[int(rand(1) * len(photos))]
             h, w, _ = photo.shape

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from . import distributed
-from .augment import augment
+from .augment import MixStyle, augment
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data.external import TrainData, image_files, load_train_data
 from .data.stream import BalancedBatches, FolderImages, in_order, loader, unlabeled_batches
@@ -52,6 +52,8 @@ class TrainConfig:
     beta: float = 1.0                # student: embedding-level term; 0 = the source report's loss
     colour: bool = True              # colour augmentation (hue, saturation, ...)
     render_p: float = 0.0            # share of training views rendered photo-like (`render`, train pool)
+    leaves: bool = False             # dead-leaves backgrounds as a fifth kind in the training bank
+    mixstyle: float = 0.0            # probability of MixStyle per batch and early stage (`augment.MixStyle`)
     teacher_view: str = "clean"      # student: teacher targets on the clean image (once) or on the "same" view
     val_episodes: int = 300
     steps_per_epoch: int = 0         # 0 = one pass over the training images
@@ -106,9 +108,9 @@ def training_views(images: Tensor, alpha: Tensor, config: TrainConfig, backgroun
     return views
 
 
-def epoch_backgrounds(epoch: int) -> Tensor:
+def epoch_backgrounds(epoch: int, config: TrainConfig) -> Tensor:
     """A fresh bank of training backgrounds each epoch (the train pool: never the val or test ones)."""
-    return make_backgrounds("train", 1024, 80, seed=epoch)
+    return make_backgrounds("train", 1024, 80, seed=epoch, leaves=config.leaves)
 
 
 class StepViews(Dataset):
@@ -129,7 +131,7 @@ class StepViews(Dataset):
         epoch, step = keys[0][0], keys[0][1]
         pictures, alpha, labels, index = default_collate([self.dataset[i] for _, _, i in keys])
         if self.config.render_p > 0 and (self._bank is None or self._bank[0] != epoch):
-            self._bank = (epoch, epoch_backgrounds(epoch))
+            self._bank = (epoch, epoch_backgrounds(epoch, self.config))
         generator = torch.Generator().manual_seed(((self.config.seed * 1000 + epoch) * 100_003 + step) * 1024
                                                   + self.rank)
         views = training_views(pictures.float().div_(255), alpha.float().div_(255), self.config,
@@ -244,6 +246,7 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         model.to(memory_format=torch.channels_last)
         if teacher is not None:
             teacher.to(memory_format=torch.channels_last)
+    mixstyle = MixStyle(model, config.mixstyle) if config.mixstyle > 0 else None
     engine = distributed.wrap(TrainStep(model, heads, kind), ranks, device)
     if args.compile:
         engine = torch.compile(engine)
@@ -297,7 +300,9 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         unlabeled = unlabeled_batches(unlabeled_set, unlabeled_size, config.seed * 1000 + epoch, ranks.rank,
                                       ranks.world_size, args.workers, cuda) if unlabeled_set is not None else None
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch + 7919 * ranks.rank)  # own views
-        backgrounds = epoch_backgrounds(epoch) if config.render_p > 0 and not views_in_workers else None
+        if mixstyle is not None:
+            mixstyle.generator.manual_seed(config.seed * 1000 + epoch + 7919 * ranks.rank + 1)
+        backgrounds = epoch_backgrounds(epoch, config) if config.render_p > 0 and not views_in_workers else None
         model.train(), heads.train()
         losses = []
         bar = tqdm(steps, desc=f"{kind} epoch {epoch + 1}/{config.epochs}", unit="step", file=sys.stderr,
@@ -360,6 +365,8 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
             log.write(json.dumps(record) + "\n")
         print(json.dumps(record), flush=True)
         distributed.barrier(ranks)
+    if mixstyle is not None:
+        mixstyle.remove()
     agree = distributed.weights_agree(model, ranks)
     if not ranks.main:
         return None
@@ -432,8 +439,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp32", action="store_true", help="teacher: save float32 (default float16)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     for field in fields(TrainConfig):
-        if field.type in ("bool", bool):
+        if field.type in ("bool", bool) and field.default:
             parser.add_argument("--no-" + field.name.replace("_", "-"), dest=field.name, action="store_false")
+        elif field.type in ("bool", bool):
+            parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name, action="store_true")
         else:
             parser.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=field.default)
     args = parser.parse_args(argv)

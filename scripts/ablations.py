@@ -27,6 +27,8 @@ VARIANTS = {  # flags spelled out in full, so a later change of defaults does no
     "+ embedding term, alpha 1 (no SupCon term)": ["--alpha", "1", "--temperature", "4", "--beta", "1"],
 }
 SHIPPED_LOSS = ["--alpha", "0.9", "--temperature", "4", "--beta", "1"]
+SHIPPED_RECIPE = [*SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "clean", "--lr", "1e-3",
+                  "--init", "runs/student-gpu.safetensors"]
 ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the student sees and what the teacher sees
     "no photo-like views (the v1 recipe)": [*SHIPPED_LOSS, "--render-p", "0"],
     "70% photo-like views, teacher targets on the clean picture": [*SHIPPED_LOSS, "--render-p", "0.7",
@@ -38,6 +40,12 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
     # warm start from the v1 (clean) student: git show 99118f3:checkpoints/student.safetensors (and .json)
     "70% photo-like views, teacher on clean, from the v1 student": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "clean", "--init", "runs/student-v1.safetensors"],
+    # what else teaches robustness, each from the student shipped at 4502943 (`git show
+    # 4502943:checkpoints/student.safetensors`, kept as runs/student-gpu.safetensors), with its recipe
+    "8 more epochs of the shipped recipe, from the shipped student": [*SHIPPED_RECIPE],
+    "+ dead-leaves training backgrounds": [*SHIPPED_RECIPE, "--leaves"],
+    "+ MixStyle (p 0.5)": [*SHIPPED_RECIPE, "--mixstyle", "0.5"],
+    "+ dead leaves and MixStyle": [*SHIPPED_RECIPE, "--leaves", "--mixstyle", "0.5"],
 }
 TRACK_NAMES = ("clean", "art", "photo", "photo-both")
 

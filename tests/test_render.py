@@ -93,3 +93,15 @@ def test_tracks_score_a_colour_embedding_and_rendering_is_deterministic():
                           render_pictures(data.images, data.alpha, "test", 3))
     with pytest.raises(ValueError, match="unknown track"):
         track_accuracies(embed, data, "sketch", 1, 5)
+
+
+def test_dead_leaves_are_a_seeded_fifth_kind_of_the_training_bank_only():
+    classic, leaves = make_backgrounds("train", 10, 24, seed=3), make_backgrounds("train", 10, 24, seed=3, leaves=True)
+    assert torch.equal(leaves, make_backgrounds("train", 10, 24, seed=3, leaves=True))
+    assert not torch.equal(leaves, make_backgrounds("train", 10, 24, seed=4, leaves=True))
+    assert leaves.shape == classic.shape and 0 <= leaves.min() and leaves.max() <= 1
+    for picture in leaves[4::5]:                      # every fifth: many overlapping shapes, many colours
+        assert len(torch.unique(picture.reshape(3, -1), dim=1).T) >= 8
+    for pool in ("val", "test"):                      # the benchmark's and model selection's pools never draw them
+        with pytest.raises(ValueError, match="training only"):
+            make_backgrounds(pool, 5, 24, leaves=True)

@@ -183,3 +183,33 @@ def test_a_run_stopped_before_its_last_epoch_is_finished_from_its_run_folder(ima
     assert card["epochs"] == 1 and card["selected_epoch"] == 1 and card["config"]["epochs"] == 3
     assert "--finish" in card["command"]
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), first.state_dict().values()))
+
+
+def test_mixstyle_mixes_early_statistics_in_training_only_and_comes_off():
+    from pokedemo.augment import MixStyle
+    from pokedemo.models import build_model
+
+    model = build_model("student", widths=[8, 16, 16], strides=[1, 2], patch=2)
+    pictures = torch.rand(6, 3, 16, 16)
+    model.eval()
+    plain = model(pictures)
+    mixing = MixStyle(model, p=1.0)
+    assert torch.equal(model(pictures), plain)                       # eval: untouched
+    model.train()
+    outputs = []
+    for _ in range(2):
+        mixing.generator.manual_seed(5)
+        outputs.append(model(pictures))
+    assert torch.equal(outputs[0], outputs[1])                        # seeded
+    mixing.remove()
+    assert not torch.allclose(outputs[0], model(pictures))            # it did mix, and the hooks come off
+    assert not any(layer._forward_hooks for layer in model.style_layers())
+
+
+def test_a_run_with_dead_leaves_and_mixstyle_records_them_in_its_card(image_folder):
+    out = image_folder / "robust.safetensors"
+    assert train_main(["teacher", "--data", f"folder:{image_folder / 'folder'}", "--run-dir",
+                       str(image_folder / "runs" / "r"), "--out", str(out), "--render-p", "0.5", "--leaves",
+                       "--mixstyle", "0.5", *TINY]) == 0
+    _, card = load_checkpoint(out)
+    assert card["config"]["leaves"] is True and card["config"]["mixstyle"] == 0.5
