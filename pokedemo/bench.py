@@ -37,10 +37,10 @@ def pixel_embeddings(images: np.ndarray, mean: np.ndarray | None) -> torch.Tenso
     return F.normalize(flat - torch.from_numpy(mean) if mean is not None else flat, dim=-1)
 
 
-def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = True, device: str = "cpu"
-                   ) -> tuple[Callable[[np.ndarray], torch.Tensor], torch.Tensor | None, dict]:
+def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = True, device: str = "cpu",
+                   flip_average: bool | None = None) -> tuple[Callable[[np.ndarray], torch.Tensor], torch.Tensor | None, dict]:
     """(embed: uint8 images (N, S, S, 3) -> (N, D) on the CPU, centring mean (D,) or None, card) for a model
-    name; the model runs on `device`."""
+    name; the model runs on `device`. flip_average: override the card's test-time mirror averaging."""
     if name == "pixels":
         base = SpriteDataset.load().subset(split_species()["base"])
         mean = base.images.reshape(len(base), -1).astype(np.float32).mean(axis=0) / 255
@@ -51,6 +51,9 @@ def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = Tru
     else:
         model, card = load_checkpoint(checkpoint or CHECKPOINT_DIR / f"{name}.safetensors")
     model = model.to(device)
+    if flip_average is not None:
+        model.flip_average = flip_average
+    card = {**card, "flip_average": model.flip_average}
     return lambda images: embed_array(model, images), base_mean(card) if centre else None, card
 
 
@@ -69,14 +72,15 @@ def track_images(dataset: SpriteDataset) -> TrackImages:
 def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, checkpoint: Path | None = None,
                  centre: bool = True, dataset: SpriteDataset | None = None, tracks=("clean",),
                  rendered: dict | None = None, device: str = "cpu", views: int = SUPPORT_VIEWS,
-                 pool: str = "test") -> list[dict]:
+                 pool: str = "test", flip_average: bool | None = None) -> list[dict]:
     """Benchmark rows of one model on each track, the model loaded and each view embedded once. rendered: a
     dict shared between calls on the same dataset, which keeps the photo-like pictures (they do not depend on
     the model) so they are rendered once. views: photo-like views per support behind the photo-ready
-    prototypes (the page's method, `tracks.track_accuracies`); 0 for plain prototypes."""
+    prototypes (the page's method, `tracks.track_accuracies`); 0 for plain prototypes. flip_average: override
+    the card's test-time mirror averaging (None: as the card says, as the page does)."""
     dataset = dataset or SpriteDataset.load().subset(split_species()["novel"])
     started = time.perf_counter()
-    embed, mean, _ = model_embedder(name, checkpoint, centre, device)
+    embed, mean, card = model_embedder(name, checkpoint, centre, device, flip_average)
     rendered = {} if rendered is None else rendered
     cache: dict = dict(rendered)
     rows = []
@@ -88,6 +92,7 @@ def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, ch
             rendered.update({k: v for k, v in cache.items() if k in ("photo_images", "view_images")})
             rows.append({"model": name, "track": track, "split": "val" if pool == "val" else "novel",
                          "n_way": 5, "n_shot": n_shot, "support_views": views,
+                         "flip_average": bool(card.get("flip_average", False)),
                          "n_query": 1 if track == "art" else 15, "episodes": episodes, "seed": seed,
                          "accuracy": accuracy, "ci95": ci95, "seconds": round(time.perf_counter() - started, 2)})
             started = time.perf_counter()
@@ -118,6 +123,23 @@ def none_threshold(name: str, keep: float = 0.95, episodes: int = 300, seed: int
     return {"model": name, "split": split, "episodes": episodes, "n_shot": n_shot, "keep": keep,
             "threshold": round(threshold, 4), "known_kept": float((known >= threshold).mean()),
             "unknown_turned_away": float((unknown < threshold).mean())}
+
+
+def flip_average_choice(name: str, episodes: int = 600, seed: int = 0) -> dict:
+    """Test-time mirror averaging (`Embedder.embed`), measured on the **val** species (val backgrounds) with
+    and without, every track, 1- and 5-shot, the page's photo-ready prototypes; `chosen` when it raises
+    the mean of those accuracies. The novel species play no part."""
+    val, rendered = SpriteDataset.load().subset(split_species()["val"]), {}
+    accuracies = {}
+    for flip in (False, True):
+        rows = fewshot_rows(name, (1, 5), episodes, seed, dataset=val, tracks=TRACKS, rendered=rendered,
+                            pool="val", flip_average=flip)
+        accuracies["on" if flip else "off"] = {f"{r['track']} {r['n_shot']}-shot": round(r["accuracy"], 4)
+                                               for r in rows}
+    means = {key: float(np.mean(list(values.values()))) for key, values in accuracies.items()}
+    return {"model": name, "split": "val", "episodes": episodes, "seed": seed, **accuracies,
+            "mean_off": round(means["off"], 4), "mean_on": round(means["on"], 4),
+            "chosen": bool(means["on"] > means["off"])}
 
 
 def val_map(out: Path, per_species: int = 8, seed: int = 0) -> Path:
@@ -217,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     none.add_argument("--episodes", type=int, default=300)
     none.add_argument("--threads", type=int, default=2)
     none.add_argument("--record", action="store_true", help="store the threshold in each card (`none_threshold`)")
+    flip = commands.add_parser("flip-average", help="test-time mirror averaging, measured and chosen on the val species")
+    flip.add_argument("--model", action="append", choices=("teacher", "student"), help="repeatable; default: both")
+    flip.add_argument("--episodes", type=int, default=600)
+    flip.add_argument("--threads", type=int, default=2)
+    flip.add_argument("--json", type=Path, help="write the measurements as JSON here")
+    flip.add_argument("--record", action="store_true",
+                      help="store the choice in each card (`flip_average`: the page and the benchmark follow it)")
     scoreboard = commands.add_parser("all", help="the compression scoreboard: docs/benchmarks.md and .json")
     scoreboard.add_argument("--episodes", type=int, default=600)
     scoreboard.add_argument("--fine-tune-episodes", type=int, default=100)
@@ -253,6 +282,18 @@ def main(argv: list[str] | None = None) -> int:
                 if args.record:
                     record_card(CHECKPOINT_DIR / f"{name}.safetensors", {"none_threshold": row},
                                 "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv))
+        elif args.command == "flip-average":
+            command = "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv)
+            choices = []
+            for name in args.model or ("teacher", "student"):
+                row = flip_average_choice(name, args.episodes)
+                print(json.dumps(row))
+                choices.append(row)
+                if args.record:
+                    record_card(CHECKPOINT_DIR / f"{name}.safetensors",
+                                {"flip_average": row["chosen"], "flip_average_val": row}, command)
+            if args.json:
+                args.json.write_text(json.dumps({"command": command, "models": choices}, indent=1))
         elif args.command == "render-grid":
             render_grid(args.out)
         elif args.command == "valmap":

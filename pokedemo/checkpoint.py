@@ -33,11 +33,14 @@ def save_checkpoint(model: Embedder, path: Path, card: dict, half: bool = False)
 
 
 def checkpoint_identity(*paths: Path) -> str:
-    """The SHA-256 of these checkpoints' weights files, together: what was computed with them (the gallery's
-    embeddings) names them by it."""
+    """The SHA-256 of these checkpoints' weights files, together with how each embeds when its card says
+    more than the weights do (`flip_average`): what was computed with them (the gallery's embeddings) names
+    them by it."""
     digest = hashlib.sha256()
     for path in paths:
         digest.update(Path(path).read_bytes())
+        if read_card(path).get("flip_average"):
+            digest.update(b"flip_average")
     return digest.hexdigest()
 
 
@@ -65,7 +68,8 @@ def record_card(path: Path, fields: dict, command: str) -> None:
 
 
 def load_checkpoint(path: Path | str, device: str = "cpu") -> tuple[Embedder, dict]:
-    """Build the model its card describes and load its weights, as float32, in eval mode.
+    """Build the model its card describes and load its weights, as float32, in eval mode; the card's
+    `flip_average` (test-time mirror averaging, `Embedder.embed`) is set on the model.
 
     Only .safetensors files are read; a pickle, a tampered or a mismatched file is refused with a
     ValueError that says what to do.
@@ -86,6 +90,7 @@ def load_checkpoint(path: Path | str, device: str = "cpu") -> tuple[Embedder, di
     except RuntimeError as error:
         raise ValueError(f"{path.name} does not match its card's architecture '{card['architecture']}': "
                          f"{str(error)[:300]}") from None
+    model.flip_average = bool(card.get("flip_average", False))
     return model.to(device).eval(), card
 
 

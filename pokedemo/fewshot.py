@@ -195,7 +195,7 @@ def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Te
             result.timed_out = True
             break
         views = augment(support_images.repeat(config.augment_copies + 1, 1, 1, 1), generator=generator)
-        embeddings = tuned.embed(views).view(config.augment_copies + 1, len(support_images), -1)
+        embeddings = tuned.embed(views, flip_average=False).view(config.augment_copies + 1, len(support_images), -1)
         prototypes = compute_prototypes(embeddings[0], support_labels, n_way)
         logits = prototype_logits(embeddings[1:].reshape(-1, embeddings.shape[-1]), prototypes, config.temperature)
         loss = F.cross_entropy(logits, support_labels.repeat(config.augment_copies))

@@ -26,11 +26,20 @@ class Embedder(nn.Module):
     """Base: subclasses define `features(x) -> (N, D)`; `embed` L2-normalises them."""
 
     embedding_dim: int
+    flip_average: bool = False   # embed a picture as the mean of it and its mirror image (set from the card)
 
-    def embed(self, images: Tensor) -> Tensor:
-        """(N, 3, S, S) in [0, 1] -> (N, D) L2-normalised, on the images' device (the model may be on a GPU)."""
+    def embed(self, images: Tensor, flip_average: bool | None = None) -> Tensor:
+        """(N, 3, S, S) in [0, 1] -> (N, D) L2-normalised, on the images' device (the model may be on a GPU).
+
+        flip_average (default: the model's `flip_average`): the normalised mean of the picture's and its
+        mirror image's embeddings, a test-time augmentation that costs a second pass; training and
+        fine-tuning steps pass False."""
         weight = next(self.parameters())
-        features = self.features(_normalise(images.to(device=weight.device, dtype=weight.dtype)))
+        pictures = images.to(device=weight.device, dtype=weight.dtype)
+        if self.flip_average if flip_average is None else flip_average:
+            pairs = F.normalize(self.features(_normalise(torch.cat([pictures, pictures.flip(-1)]))).float(), dim=-1)
+            return F.normalize(pairs[:len(images)] + pairs[len(images):], dim=-1).to(images.device)
+        features = self.features(_normalise(pictures))
         return F.normalize(features.float(), dim=-1).to(images.device)
 
     def forward(self, images: Tensor) -> Tensor:

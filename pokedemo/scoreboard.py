@@ -122,7 +122,10 @@ def run_scoreboard(args) -> dict:
                                                       base_mean(student_card)))
         pruning.append({"sparsity": sparsity, "accuracy": accuracy, "ci95": ci95})
 
-    # speed: eager float models, and the same models rewritten for inference (teacher and student alike)
+    # speed: eager float models, and the same models rewritten for inference (teacher and student alike), one
+    # pass of each network; the page's student looks twice (`flip_average`), which the report says
+    passes = {"student": 2 if student.flip_average else 1, "teacher": 2 if teacher.flip_average else 1}
+    student.flip_average = teacher.flip_average = False
     student_fast, teacher_fast = optimise_for_inference(student), optimise_for_inference(teacher)
     speed_rows = [("random-student", build_model("student", **student_card["arguments"]), None),
                   ("student", student, None), ("student-fast", student_fast, student),
@@ -143,7 +146,8 @@ def run_scoreboard(args) -> dict:
               "machine": {"cpu": _cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
                           "python": platform.python_version()},
               "seconds": round(time.perf_counter() - started_all, 1), "fewshot": fewshot, "models": models,
-              "fine_tune_curve": curve, "pruning": pruning, "fine_tune_default_steps": default_steps}
+              "fine_tune_curve": curve, "pruning": pruning, "fine_tune_default_steps": default_steps,
+              "passes_per_picture": passes}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
@@ -160,6 +164,17 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def _passes_note(passes: dict) -> list[str]:
+    """A line on the models that embed a picture in more than one pass on the page (`flip_average`)."""
+    twice = [name for name, count in passes.items() if count > 1]
+    if not twice:
+        return []
+    return ["", f"The speed rows time one pass of each network. On the page and in the accuracy rows above, the "
+            f"{' and the '.join(twice)} embed{'s' if len(twice) == 1 else ''} each picture together with its mirror "
+            "image (`flip_average` in the card, chosen on the val species: docs/robustness.md): two passes, so half "
+            "these images/s per picture."]
 
 
 def render_markdown(report: dict) -> str:
@@ -190,6 +205,7 @@ def render_markdown(report: dict) -> str:
               f"- eager float, as trained: **{speed['student'] / speed['teacher']:.1f}x**",
               f"- both rewritten for inference (`-fast`): **{speed['student-fast'] / speed['teacher-fast']:.1f}x**",
               f"- fastest student / fastest teacher: **{fastest('student') / fastest('teacher'):.1f}x**",
+              *_passes_note(report.get("passes_per_picture", {})),
               "",
               "## Fine-tuning curve (student, 5-way 5-shot, on the val species: it picks the default)", "",
               "| steps | trained fraction of parameters | val accuracy (%) | seconds per episode (fine-tune + embed 100 "

@@ -23,8 +23,8 @@ def test_fewshot_bench_writes_one_json_row_per_model_and_shot(tmp_path, data_roo
     rows = json.loads(out.read_text())
     assert [(r["model"], r["n_shot"]) for r in rows] == [("pixels", 1), ("pixels", 5), ("random-student", 1),
                                                          ("random-student", 5)]
-    assert set(rows[0]) == {"model", "track", "split", "n_way", "n_shot", "support_views", "n_query", "episodes", "seed", "accuracy", "ci95",
-                            "seconds"}
+    assert set(rows[0]) == {"model", "track", "split", "n_way", "n_shot", "support_views", "flip_average", "n_query",
+                            "episodes", "seed", "accuracy", "ci95", "seconds"}
     assert {r["track"] for r in rows} == {"clean"}
     assert all(0.2 <= r["accuracy"] <= 1 and r["episodes"] == 20 for r in rows)
     # colours separate the toy species: raw pixels must beat chance by far
@@ -79,3 +79,27 @@ def test_record_stores_the_measured_figures_in_the_card(tmp_path, data_root):
         recorded = card["scores"][f"novel_5way_{row['n_shot']}shot"]  # the clean track keeps its old key
         assert recorded["accuracy"] == round(row["accuracy"], 4) and recorded["episodes"] == 10
     assert "--record" in card["scores_command"]
+
+
+def test_flip_average_is_measured_on_val_with_and_without_and_the_choice_recorded(tmp_path, data_root, monkeypatch):
+    import torch
+
+    import pokedemo.bench as bench
+    from pokedemo.checkpoint import load_checkpoint, read_card, save_checkpoint
+    from pokedemo.models import build_model
+
+    prepare_tiny_dataset(tmp_path)
+    torch.manual_seed(0)
+    model = build_model("student")
+    weights = save_checkpoint(model, tmp_path / "student.safetensors",
+                              {"architecture": "student", "arguments": model.arguments})
+    monkeypatch.setattr(bench, "CHECKPOINT_DIR", tmp_path)
+    out = tmp_path / "flip.json"
+    assert bench_main(["flip-average", "--model", "student", "--episodes", "5", "--threads", "1", "--json", str(out),
+                       "--record"]) == 0
+    row = json.loads(out.read_text())["models"][0]
+    assert row["split"] == "val" and set(row["on"]) == set(row["off"]) and len(row["on"]) == 8   # 4 tracks x 2 shots
+    assert row["chosen"] == (row["mean_on"] > row["mean_off"])
+    card = read_card(weights)
+    assert card["flip_average"] == row["chosen"] and "flip-average" in card["commands"]["flip_average"]
+    assert load_checkpoint(weights)[0].flip_average == row["chosen"]

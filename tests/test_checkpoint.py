@@ -76,3 +76,22 @@ def test_every_architecture_records_the_arguments_that_rebuild_it(tmp_path):
                                                                          "arguments": model.arguments})
         loaded, card = load_checkpoint(saved)
         assert type(loaded) is MODELS[name] and card["arguments"] == arguments
+
+
+def test_a_card_that_says_flip_average_makes_the_model_embed_a_picture_with_its_mirror_image(tmp_path):
+    from pokedemo.checkpoint import checkpoint_identity, record_card
+
+    torch.manual_seed(0)
+    path = save_checkpoint(build_model("student").eval(), tmp_path / "s.safetensors",
+                           {"architecture": "student", "arguments": {}})
+    plain, _ = load_checkpoint(path)
+    before = checkpoint_identity(path)
+    record_card(path, {"flip_average": True}, "a test")
+    mirrored, card = load_checkpoint(path)
+    assert card["flip_average"] and mirrored.flip_average and not plain.flip_average
+    images = torch.rand(3, 3, 64, 64)
+    expected = torch.nn.functional.normalize(plain.embed(images) + plain.embed(images.flip(-1)), dim=-1)
+    assert torch.allclose(mirrored.embed(images), expected, atol=1e-5)
+    assert torch.allclose(mirrored.embed(images), mirrored.embed(images.flip(-1)), atol=1e-5)
+    assert torch.allclose(mirrored.embed(images, flip_average=False), plain.embed(images))
+    assert checkpoint_identity(path) != before      # the gallery's stored embeddings are stale then

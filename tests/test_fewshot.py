@@ -83,3 +83,16 @@ def test_cancel_stops_fine_tuning_at_the_next_step():
     result = fine_tune(model, images, labels, FineTuneConfig(steps=50), cancel=cancel,
                        callback=lambda step, loss: cancel.set() if step == 2 else None)
     assert result.cancelled and len(result.losses) == 2
+
+
+def test_fine_tuning_steps_ignore_mirror_averaging_which_only_the_snapshots_use():
+    images, labels = _support()
+    runs = []
+    for flip in (False, True):
+        torch.manual_seed(0)
+        model = build_model("student").eval()
+        model.flip_average = flip
+        runs.append(fine_tune(model, images, labels, FineTuneConfig(steps=3), snapshot_every=3,
+                              snapshot_images=images))
+    assert runs[0].losses == runs[1].losses                          # the same training steps
+    assert not torch.allclose(runs[0].snapshots[-1], runs[1].snapshots[-1])   # embedded as the card says
