@@ -36,11 +36,16 @@ class Embedder(nn.Module):
         fine-tuning steps pass False."""
         weight = next(self.parameters())
         pictures = images.to(device=weight.device, dtype=weight.dtype)
-        if self.flip_average if flip_average is None else flip_average:
-            pairs = F.normalize(self.features(_normalise(torch.cat([pictures, pictures.flip(-1)]))).float(), dim=-1)
-            return F.normalize(pairs[:len(images)] + pairs[len(images):], dim=-1).to(images.device)
-        features = self.features(_normalise(pictures))
-        return F.normalize(features.float(), dim=-1).to(images.device)
+        flip = self.flip_average if flip_average is None else flip_average
+        return self.embed_pictures(pictures, flip).to(images.device)
+
+    def embed_pictures(self, pictures: Tensor, flip_average: bool) -> Tensor:
+        """`embed`'s arithmetic alone, on pictures already on the model's device and dtype (what an export runs)."""
+        if not flip_average:
+            return F.normalize(self.features(_normalise(pictures)).float(), dim=-1)
+        count = pictures.shape[0]
+        pairs = F.normalize(self.features(_normalise(torch.cat([pictures, pictures.flip(-1)]))).float(), dim=-1)
+        return F.normalize(pairs[:count] + pairs[count:], dim=-1)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.features(_normalise(images))
@@ -147,14 +152,15 @@ def build_model(architecture: str, **arguments) -> Embedder:
 
 
 class Embedding(nn.Module):
-    """A model's `embed` as its forward: what an export (ONNX) should compute. (N, 3, S, S) in [0, 1] -> (N, D)."""
+    """A model's `embed` as its forward, mirror averaging included when the model has it: what an export
+    (ONNX) should compute. (N, 3, S, S) in [0, 1] -> (N, D)."""
 
     def __init__(self, model: Embedder):
         super().__init__()
         self.model = model
 
     def forward(self, images: Tensor) -> Tensor:
-        return F.normalize(self.model.features(_normalise(images)), dim=-1)
+        return self.model.embed_pictures(images, self.model.flip_average)
 
 
 def pick_device(name: str | None = None) -> torch.device:

@@ -519,7 +519,7 @@ def export_tuned_student(models: Models, result: TaskResult, folder: Path) -> li
     onnx = path.with_suffix(".onnx")  # the same embedding for other runtimes: (batch, 3, S, S) in [0, 1] -> (batch, D)
     size = int(card.get("input_size", 64))
     program = torch.onnx.export(Embedding(copy.deepcopy(result.tuned_student).cpu()).eval(),
-                                (torch.rand(1, 3, size, size),), dynamo=True, verbose=False,
+                                (torch.rand(2, 3, size, size),), dynamo=True, verbose=False,
                                 dynamic_shapes=({0: torch.export.Dim("batch")},))
     program.save(str(onnx))
     return [path, path.with_suffix(".json"), onnx]

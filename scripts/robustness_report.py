@@ -83,12 +83,12 @@ def flip_section() -> list[str]:
     answer = next(v for k, v in profile["own"]["phases"].items() if k.startswith("teacher and student answer"))
     lines += ["", "It raises " + " and ".join(f"the {name}'s accuracy in {k} of the {n}" for name, (k, n) in better.items())
               + ". The **student** ships with it (`flip_average: true` in its card, written by the command's "
-              "`--record`; the page, the API and the benchmark follow the card). The **teacher** does not: its "
-              "second pass is nearly all of a second 'teacher and student answer' phase, which takes "
-              f"{answer[0]:.3f} CPU s of a task on the visitor's own pictures (`python scripts/profile_task.py`, "
-              f"docs/task-profile-now.md; gallery pictures come embedded), a task that takes "
-              f"{profile['own']['served']['cpu_s']:.3f} CPU s served against a budget of 0.5. Its column above "
-              "is what it would gain; its rows in the tables stay one look.", ""]
+              "`--record`; the page, the API and the benchmark follow the card). The **teacher** does not: a "
+              "second teacher pass would add about as much again as the page's 'teacher and student answer' "
+              f"phase, nearly all of it the teacher: {answer[0]:.3f} CPU s on the visitor's own pictures "
+              "(`python scripts/profile_task.py`, docs/task-profile-now.md; gallery pictures come embedded), "
+              f"to a task that takes {profile['own']['served']['cpu_s']:.3f} CPU s served against a budget of "
+              "0.5. Its column above is what it would gain; its rows in the tables stay one look.", ""]
     return lines
 
 

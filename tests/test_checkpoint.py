@@ -95,3 +95,17 @@ def test_a_card_that_says_flip_average_makes_the_model_embed_a_picture_with_its_
     assert torch.allclose(mirrored.embed(images), mirrored.embed(images.flip(-1)), atol=1e-5)
     assert torch.allclose(mirrored.embed(images, flip_average=False), plain.embed(images))
     assert checkpoint_identity(path) != before      # the gallery's stored embeddings are stale then
+
+
+def test_the_exported_embedding_looks_twice_when_the_model_does():
+    from pokedemo.models import Embedding
+
+    torch.manual_seed(0)
+    model = build_model("student").eval()
+    model.flip_average = True
+    images = torch.rand(3, 3, 64, 64)
+    program = torch.export.export(Embedding(model).eval(), (torch.rand(2, 3, 64, 64),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    with torch.inference_mode():
+        assert torch.allclose(program.module()(images), model.embed(images), atol=1e-5)
+        assert not torch.allclose(program.module()(images), model.embed(images, flip_average=False), atol=1e-3)
