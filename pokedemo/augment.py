@@ -113,8 +113,8 @@ class MixStyle:
         std = (output.var(dim=(2, 3), keepdim=True) + self.eps).sqrt().detach()
         gamma = torch.distributions.Gamma(self.concentration, 1.0)
         seed = int(torch.randint(2 ** 62, (1,), generator=self.generator))
-        with torch.random.fork_rng(devices=[]):     # a Beta draw from our own stream, not the global one
-            torch.manual_seed(seed)
+        with torch.random.fork_rng(devices=[]):     # a Beta draw from our own stream: the CPU generator is
+            torch.random.default_generator.manual_seed(seed)   # seeded here and put back after; CUDA's untouched
             a, b = gamma.sample((batch,)), gamma.sample((batch,))
         weight = (a / (a + b).clamp(min=1e-12)).view(batch, 1, 1, 1).to(output.device, output.dtype)
         order = torch.randperm(batch, generator=self.generator).to(output.device)

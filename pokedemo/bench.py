@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     scoreboard.add_argument("--threads", type=int, default=2)
     scoreboard.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     args = parser.parse_args(argv)
+    command = "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)
     try:
         if args.command == "fewshot":
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                                           args.support_views, "val" if args.split == "val" else "test")
                 if args.record and name not in ("pixels", "random-student"):
                     record_scores(args.checkpoint or CHECKPOINT_DIR / f"{name}.safetensors", card_scores(model_rows),
-                                  "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv))
+                                  command)
                 rows += model_rows
             print_table(rows)
             if args.json:
@@ -281,11 +282,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row))
                 if args.record:
                     record_card(CHECKPOINT_DIR / f"{name}.safetensors", {"none_threshold": row},
-                                "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv))
+                                command)
         elif args.command == "flip-average":
-            command = "python -m pokedemo.bench " + " ".join(sys.argv[1:] if argv is None else argv)
+            names = args.model or ("teacher", "student")
+            if args.record and "teacher" in names:
+                raise ValueError("the teacher looks once on the page: a second ResNet18 pass does not fit the page's "
+                                 "CPU budget per task (docs/robustness.md); measure it without --record")
             choices = []
-            for name in args.model or ("teacher", "student"):
+            for name in names:
                 row = flip_average_choice(name, args.episodes)
                 print(json.dumps(row))
                 choices.append(row)
@@ -293,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                     record_card(CHECKPOINT_DIR / f"{name}.safetensors",
                                 {"flip_average": row["chosen"], "flip_average_val": row}, command)
             if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps({"command": command, "models": choices}, indent=1))
         elif args.command == "render-grid":
             render_grid(args.out)

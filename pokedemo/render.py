@@ -83,12 +83,12 @@ def _noise(generator: torch.Generator, size: int) -> Tensor:
     return (total - total.min()) / (total.max() - total.min() + 1e-6)
 
 
-def _dead_leaves(generator: torch.Generator, size: int, shapes: int = 150) -> Tensor:
-    """Dead leaves: `shapes` discs and boxes painted back to front, radii drawn from a power law (density
+def _dead_leaves(generator: torch.Generator, xs: Tensor, ys: Tensor, shapes: int = 150) -> Tensor:
+    """Dead leaves: `shapes` discs and boxes painted back to front, diameters drawn from a power law (density
     ~ r^-2, from 4% to 70% of the side) so that a few large ones cover most of the picture and many
     small ones break it up, as objects do in real scenes; colours vary around a palette of three, as a
-    scene's do. (3, size, size) in [0, 1]."""
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    scene's do. xs, ys: the picture's coordinates in [-1, 1], (size, size). (3, size, size) in [0, 1]."""
+    size = xs.shape[0]
     low, high = 0.04, 0.7
     u = torch.rand(shapes, generator=generator)
     radii = 1 / (1 / low - u * (1 / low - 1 / high))                       # inverse CDF of r^-2 on [low, high]
@@ -137,7 +137,7 @@ def make_backgrounds(pool: str, count: int, size: int, seed: int = 0, leaves: bo
                 t = (t > 0).float() if rand(1) < 0.5 else t * 0.5 + 0.5
             out[k] = colours[0].view(3, 1, 1) * (1 - t) + colours[1].view(3, 1, 1) * t
         elif kind == 4:
-            out[k] = _dead_leaves(generator, size)
+            out[k] = _dead_leaves(generator, xs, ys)
         else:
             photo = photos[int(rand(1) * len(photos))]
             h, w, _ = photo.shape

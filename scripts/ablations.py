@@ -42,7 +42,7 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "clean", "--init", "runs/student-v1.safetensors"],
     # what else teaches robustness, each from the student shipped at 4502943 (`git show
     # 4502943:checkpoints/student.safetensors`, kept as runs/student-gpu.safetensors), with its recipe
-    "8 more epochs of the shipped recipe, from the shipped student": [*SHIPPED_RECIPE],
+    "the shipped recipe continued, from the shipped student": [*SHIPPED_RECIPE],
     "+ dead-leaves training backgrounds": [*SHIPPED_RECIPE, "--leaves"],
     "+ MixStyle (p 0.5)": [*SHIPPED_RECIPE, "--mixstyle", "0.5"],
     "+ dead leaves and MixStyle": [*SHIPPED_RECIPE, "--leaves", "--mixstyle", "0.5"],

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Compare the page's cost at two commits on this machine, back to back and alternating (A B A B), each on
-# its own clean clone with cold caches: one task profiled (scripts/profile_task.py --tasks 10) and a class
-# of 30 on a started server (scripts/load_test.py --visitors 30 --tasks 1 --burst --warm). Neither needs
-# the prepared dataset: both use the committed gallery.
+# its own clean clone, each command with cold caches of its own: the median task of 10 profiled
+# (scripts/profile_task.py --tasks 10) and a class of 30 on a started server (scripts/load_test.py
+# --visitors 30 --tasks 1 --burst --warm). Neither needs the prepared dataset: both use the committed gallery.
 #
 #     bash scripts/compare_commits.sh REV_A REV_B [ROUNDS]      # e.g. 4502943 39f18e0 2
 set -euo pipefail
@@ -14,10 +14,11 @@ echo "|---|---|---|---|---|---|"
 for round in $(seq 1 "$rounds"); do
   for rev in "$a" "$b"; do
     work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
     git clone -q "$repo" "$work/repo" && git -C "$work/repo" checkout -q "$rev"
-    cold="env TMPDIR=$work NUMBA_CACHE_DIR=$work/numba GRADIO_TEMP_DIR=$work/gradio"
-    (cd "$work/repo" && $cold python scripts/profile_task.py --tasks 10 --out "$work/profile.md" > /dev/null 2>&1)
-    (cd "$work/repo" && $cold python scripts/load_test.py --visitors 30 --tasks 1 --burst --warm \
+    cold() { mkdir -p "$work/$1"; echo "env TMPDIR=$work/$1 NUMBA_CACHE_DIR=$work/$1/numba GRADIO_TEMP_DIR=$work/$1/gradio"; }
+    (cd "$work/repo" && $(cold profile) python scripts/profile_task.py --tasks 10 --out "$work/profile.md" > /dev/null 2>&1)
+    (cd "$work/repo" && $(cold load) python scripts/load_test.py --visitors 30 --tasks 1 --burst --warm \
         --json "$work/burst.json" > /dev/null 2>&1)
     python - "$work" "$round" "$rev" <<'PY'
 import json, sys

@@ -1,11 +1,13 @@
-"""docs/robustness.md from the measured JSON (nothing typed by hand):
+"""docs/robustness.md from the measured JSON (nothing typed by hand), in this order (the student's card
+says whether it looks twice before the benchmark records it):
 
+    python -m pokedemo.bench flip-average --model student --record --json docs/results/val-flip-student.json
+    python -m pokedemo.bench flip-average --model teacher --json docs/results/val-flip-teacher.json
     python -m pokedemo.bench fewshot --model pixels --model random-student --model teacher --model student \
         --model paper-student --track clean --track art --track photo --track photo-both \
         --json docs/results/tracks.json --record
     python -m pokedemo.bench finetune-curve --episodes 40 --steps 0 5 10 20 \
         --track clean --track art --track photo --track photo-both --out docs/finetune-curve.json
-    python -m pokedemo.bench flip-average --json docs/results/val-flip.json
     python scripts/robustness_report.py
 """
 from __future__ import annotations
@@ -68,8 +70,8 @@ def flip_section() -> list[str]:
              "A model may embed a picture as the normalised mean of its own and its mirror image's embeddings "
              "(test-time augmentation, `Embedder.embed`: a second pass for each picture). Made by "
              + " and ".join(f"`{m['command']}`" for m in measured)
-             + " (val species, val backgrounds, photo-ready prototypes, 600 episodes; `chosen`: when it raises "
-             "the mean of the eight):", "",
+             + f" (val species, val backgrounds, photo-ready prototypes, {measured[0]['models'][0]['episodes']} "
+             f"episodes; `chosen`: when it raises the mean of the {len(measured[0]['models'][0]['off'])}):", "",
              "| model | track | shots | one look | with the mirror image |", "|---|---|---|---|---|"]
     better = {}
     for row in (m["models"][0] for m in measured):
@@ -81,14 +83,18 @@ def flip_section() -> list[str]:
         better[row["model"]] = sum(row["on"][key] > off for key, off in row["off"].items()), len(row["off"])
     profile = json.loads((ROOT / "docs/task-profile-now.json").read_text())
     answer = next(v for k, v in profile["own"]["phases"].items() if k.startswith("teacher and student answer"))
+    cards = {name: json.loads((ROOT / f"checkpoints/{name}.json").read_text()).get("flip_average", False)
+             for name in ("student", "teacher")}
     lines += ["", "It raises " + " and ".join(f"the {name}'s accuracy in {k} of the {n}" for name, (k, n) in better.items())
-              + ". The **student** ships with it (`flip_average: true` in its card, written by the command's "
-              "`--record`; the page, the API and the benchmark follow the card). The **teacher** does not: a "
-              "second teacher pass would add about as much again as the page's 'teacher and student answer' "
-              f"phase, nearly all of it the teacher: {answer[0]:.3f} CPU s on the visitor's own pictures "
-              "(`python scripts/profile_task.py`, docs/task-profile-now.md; gallery pictures come embedded), "
-              f"to a task that takes {profile['own']['served']['cpu_s']:.3f} CPU s served against a budget of "
-              "0.5. Its column above is what it would gain; its rows in the tables stay one look.", ""]
+              + ". Shipped with it (`flip_average: true` in the card, written by the command's `--record`; the page, "
+              "the API and the benchmark follow the card): " + (", ".join(n for n, on in cards.items() if on) or "none")
+              + ". The teacher's `--record` is refused: a second teacher pass would add about as much again as the "
+              "page's 'teacher and student answer' phase, nearly all of it the teacher: "
+              f"{answer[0]:.3f} CPU s on the visitor's own pictures (`python scripts/profile_task.py`, "
+              "docs/task-profile-now.md, measured before the student looked twice; gallery pictures come embedded), "
+              f"to a task that then took {profile['own']['served']['cpu_s']:.3f} CPU s served against a budget of "
+              "0.5 (after: [compare-flip-average.md](compare-flip-average.md)). Its column above is what it would "
+              "gain; its rows in the tables stay one look.", ""]
     return lines
 
 

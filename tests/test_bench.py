@@ -103,3 +103,4 @@ def test_flip_average_is_measured_on_val_with_and_without_and_the_choice_recorde
     card = read_card(weights)
     assert card["flip_average"] == row["chosen"] and "flip-average" in card["commands"]["flip_average"]
     assert load_checkpoint(weights)[0].flip_average == row["chosen"]
+    assert bench_main(["flip-average", "--record", "--episodes", "5"]) == 1      # the teacher looks once on the page
