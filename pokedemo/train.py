@@ -55,6 +55,7 @@ class TrainConfig:
     leaves: bool = False             # dead-leaves backgrounds as a fifth kind in the training bank
     mixstyle: float = 0.0            # probability of MixStyle per batch and early stage (`augment.MixStyle`)
     teacher_view: str = "clean"      # student: teacher targets on the clean image (once) or on the "same" view
+    teacher_mirror: bool = False     # student: teacher targets from the picture and its mirror image, averaged
     val_episodes: int = 300
     steps_per_epoch: int = 0         # 0 = one pass over the training images
     seed: int = 0
@@ -65,6 +66,20 @@ def learning_rate(config: TrainConfig, step: int, total: int, per_epoch: int) ->
     if step < warmup:
         return config.lr * (step + 1) / warmup
     return config.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def teacher_targets(teacher, pictures: Tensor, mirror: bool = False) -> tuple[Tensor, Tensor]:
+    """The teacher's (logits (B, C), L2-normalised embeddings (B, D)) of pictures already on its device, as
+    float. mirror: of the picture and its mirror image together, as the teacher looking twice would see
+    them (`Embedder.embed_pictures`): the mean of the logits and the normalised mean of the embeddings."""
+    looks = torch.cat([pictures, pictures.flip(-1)]) if mirror else pictures
+    features = teacher(looks).float()
+    logits, embeddings = teacher.classifier(features).float(), F.normalize(features, dim=-1)
+    if mirror:
+        count = len(pictures)
+        logits = (logits[:count] + logits[count:]) / 2
+        embeddings = F.normalize(embeddings[:count] + embeddings[count:], dim=-1)
+    return logits, embeddings
 
 
 def validate(model, data: TrainData, config: TrainConfig, cache: dict) -> dict[str, float]:
@@ -276,9 +291,10 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
                 for dataset in [train_set] + ([unlabeled_set] if unlabeled_set is not None else []):
                     for pictures, *_ in tqdm(in_order(dataset, 256, args.workers), desc="teacher targets",
                                              unit="batch", file=sys.stderr):
-                        feats = teacher(_to_device(pictures.float().div_(255), device)).float()
-                        logits.append(teacher.classifier(feats).float().cpu())
-                        embeddings.append(F.normalize(feats, dim=-1).cpu())
+                        batch_logits, batch_embeddings = teacher_targets(
+                            teacher, _to_device(pictures.float().div_(255), device), config.teacher_mirror)
+                        logits.append(batch_logits.cpu())
+                        embeddings.append(batch_embeddings.cpu())
             teacher_logits, teacher_embeddings = torch.cat(logits), torch.cat(embeddings)
         teacher_logits = distributed.broadcast_from_main(teacher_logits.contiguous(), ranks)
         teacher_embeddings = distributed.broadcast_from_main(teacher_embeddings.contiguous(), ranks)
@@ -323,8 +339,7 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
                     target_logits, target_embeddings = teacher_logits[index].to(device), teacher_embeddings[index].to(device)
                     if config.teacher_view == "same":  # the teacher sees the student's (possibly corrupted) view
                         with torch.inference_mode():
-                            feats = teacher(batch).float()
-                            target_logits, target_embeddings = teacher.classifier(feats), F.normalize(feats, dim=-1)
+                            target_logits, target_embeddings = teacher_targets(teacher, batch, config.teacher_mirror)
                     loss = distillation_loss(logits.float(), target_logits, projected.float(), batch_labels,
                                              config.alpha, config.temperature, config.supcon_temperature,
                                              None if to_teacher is None else to_teacher.float(), target_embeddings,

@@ -46,6 +46,16 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
     "+ dead-leaves training backgrounds": [*SHIPPED_RECIPE, "--leaves"],
     "+ MixStyle (p 0.5)": [*SHIPPED_RECIPE, "--mixstyle", "0.5"],
     "+ dead leaves and MixStyle": [*SHIPPED_RECIPE, "--leaves", "--mixstyle", "0.5"],
+    # what closes the gap to the teacher on photos, from the shipped student with its recipe otherwise
+    "teacher targets on the same (photo-like) view": [*SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same",
+                                                     "--lr", "1e-3", "--init", "runs/student-gpu.safetensors"],
+    "85% photo-like views": [*SHIPPED_LOSS, "--render-p", "0.85", "--teacher-view", "clean", "--lr", "1e-3",
+                             "--init", "runs/student-gpu.safetensors"],
+    "embedding term weighted 3": ["--alpha", "0.9", "--temperature", "4", "--beta", "3", *SHIPPED_RECIPE[6:]],
+    "teacher targets from the picture and its mirror image": [*SHIPPED_RECIPE, "--teacher-mirror"],
+    "teacher targets on the same view, with its mirror image": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--teacher-mirror", "--lr", "1e-3",
+        "--init", "runs/student-gpu.safetensors"],
 }
 TRACK_NAMES = ("clean", "art", "photo", "photo-both")
 

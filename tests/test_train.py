@@ -9,8 +9,8 @@ from PIL import Image
 
 from pokedemo.checkpoint import load_checkpoint
 from pokedemo.data.external import cifar10_data
-from pokedemo.models import count_parameters
-from pokedemo.train import main as train_main
+from pokedemo.models import build_model, count_parameters
+from pokedemo.train import main as train_main, teacher_targets
 from tests.conftest import make_image_folder
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--classes-per-batch", "3", "--images-per-class", "2",
@@ -215,3 +215,30 @@ def test_a_run_with_dead_leaves_and_mixstyle_records_them_in_its_card(image_fold
                        "--mixstyle", "0.5", *TINY]) == 0
     _, card = load_checkpoint(out)
     assert card["config"]["leaves"] is True and card["config"]["mixstyle"] == 0.5
+
+
+def test_teacher_targets_with_the_mirror_image_average_both_looks_and_a_run_records_them(image_folder):
+    torch.manual_seed(0)
+    teacher = build_model("teacher", n_classes=3).eval()
+    pictures = torch.rand(4, 3, 32, 32)
+    with torch.inference_mode():
+        logits, embeddings = teacher_targets(teacher, pictures)
+        mirrored_logits, mirrored_embeddings = teacher_targets(teacher, pictures.flip(-1))
+        both_logits, both_embeddings = teacher_targets(teacher, pictures, mirror=True)
+        symmetric = torch.cat([pictures[..., :16], pictures[..., :16].flip(-1)], dim=-1)
+        plain_symmetric, mirror_symmetric = teacher_targets(teacher, symmetric), teacher_targets(teacher, symmetric, True)
+    assert torch.allclose(both_logits, (logits + mirrored_logits) / 2, atol=1e-5)
+    assert torch.allclose(both_embeddings, torch.nn.functional.normalize(embeddings + mirrored_embeddings, dim=-1),
+                          atol=1e-5)
+    assert not torch.allclose(both_logits, logits, atol=1e-3)          # a picture and its mirror differ
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(plain_symmetric, mirror_symmetric))
+    folder, runs = image_folder / "folder", image_folder / "runs"
+    teacher_file, student_file = image_folder / "teacher.safetensors", image_folder / "student.safetensors"
+    assert train_main(["teacher", "--data", f"folder:{folder}", "--run-dir", str(runs / "t"), "--out",
+                       str(teacher_file), *TINY]) == 0
+    assert train_main(["student", "--teacher", str(teacher_file), "--data", f"folder:{folder}", "--run-dir",
+                       str(runs / "s"), "--out", str(student_file), "--teacher-view", "same", "--teacher-mirror",
+                       "--render-p", "0.5", "--arguments", '{"widths": [16, 32], "strides": [2], "patch": 2}',
+                       *TINY]) == 0
+    card = load_checkpoint(student_file)[1]
+    assert card["config"]["teacher_mirror"] is True and card["config"]["teacher_view"] == "same"
