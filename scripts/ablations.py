@@ -104,6 +104,16 @@ def main() -> int:
     return 0
 
 
+def shipped_row(results: dict) -> str:
+    """A sentence naming the best row on val and, when the student shipped now was trained by one of the rows
+    (its card's command writes to that row's run folder), that row."""
+    best = max(results, key=lambda name: results[name]["val"]["mean"])
+    command = json.loads(Path("checkpoints/student.json").read_text())["command"]
+    numbers = {name: number for number, name in enumerate(ROBUST_VARIANTS, start=1)}
+    shipped = next((name for name in results if f"runs/robust-ablation/{numbers.get(name)} " in command + " "), None)
+    return f" Best on val: \"{best}\"." + (f" The student shipped now is \"{shipped}\"." if shipped else "")
+
+
 def robust(args) -> int:
     """The robust set: val per track (the mean selects), novel per track (reported, never used to choose)."""
     results_file = args.out.with_suffix(".json")
@@ -128,8 +138,8 @@ def robust(args) -> int:
              f"(`{args.teacher}`), the loss of the shipped student. **val** columns: 5-way 5-shot on the val "
              "species per track (photo tracks rendered with the val backgrounds), their mean selects. **novel** "
              f"columns: the benchmark ({args.episodes} episodes, 5-shot, test backgrounds), reported only. \"The "
-             "shipped student\" in a row's name is the one shipped at 4502943 (`--init runs/student-gpu.safetensors`); "
-             "the row \"teacher targets on the same (photo-like) view\", the best on val, is the student shipped now.", "",
+             "shipped student\" in a row's name is the one shipped at 4502943 (`--init runs/student-gpu.safetensors`)."
+             + shipped_row(results), "",
              "| variant | val mean | val clean / art / photo / photo-both | novel clean | novel art | novel photo "
              "| novel photo-both | training s |", "|---|---|---|---|---|---|---|---|"]
     pct = lambda v: f"{100 * v[0]:.2f} +- {100 * v[1]:.2f}"

@@ -98,6 +98,12 @@ def flip_section() -> list[str]:
     return lines
 
 
+def looks_twice(rows: list[dict]) -> str:
+    """A sentence on the models whose rows embed each picture with its mirror image (the rows say so)."""
+    twice = sorted({r["model"] for r in rows if r.get("flip_average")})
+    return f" The {' and '.join(twice)}'s rows embed each picture with its mirror image (below)." if twice else ""
+
+
 def main() -> None:
     rows = json.loads((ROOT / "docs/results/tracks.json").read_text())
     curve_file = json.loads((ROOT / "docs/finetune-curve.json").read_text())
@@ -120,7 +126,7 @@ def main() -> None:
              "The paper-student was trained before the robust recipe (clean sprites only) and is reported "
              "as it is. Every row uses the page's classifier: photo queries meet *photo-ready prototypes* "
              "(the supports averaged with 4 photo-like renderings of each, training backgrounds; "
-             "`--support-views`, below). The student's rows embed each picture with its mirror image (below).", "",
+             "`--support-views`, below)." + looks_twice(rows), "",
              *views_section(), *flip_section(),
              "## Fine-tuning on the support set, per track (val species, val backgrounds)", "",
              f"Made by `{curve_file['command']}`:", "", *curve_table(curve_file["curve"]), ""]

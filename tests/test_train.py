@@ -189,7 +189,6 @@ def test_mixstyle_mixes_early_statistics_in_training_only_and_comes_off():
     import copy
 
     from pokedemo.augment import MixStyle
-    from pokedemo.models import build_model
 
     model = build_model("student", widths=[8, 16, 16], strides=[1, 2], patch=2)
     twin = copy.deepcopy(model)                                       # the same network, never hooked
