@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pokedemo.bench import fewshot_rows  # noqa: E402
+from pokedemo.tracks import TRACKS  # noqa: E402
 from pokedemo.train import main as train_main  # noqa: E402
 
 VARIANTS = {  # flags spelled out in full, so a later change of defaults does not change a row
@@ -57,8 +58,15 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
     "teacher targets on the same view, with its mirror image": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--teacher-mirror", "--lr", "1e-3",
         "--init", "runs/student-gpu.safetensors"],
+    # a second round of the row above that ships at 133b8da, from that student (`git show
+    # 133b8da:checkpoints/student.safetensors`, kept as runs/student-133b8da.safetensors)
+    "teacher targets on the same view, a second round from the student shipped at 133b8da": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
+        "--init", "runs/student-133b8da.safetensors"],
+    "the same second round at half the learning rate": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "5e-4",
+        "--init", "runs/student-133b8da.safetensors"],
 }
-TRACK_NAMES = ("clean", "art", "photo", "photo-both")
 
 
 def main() -> int:
@@ -127,7 +135,7 @@ def robust(args) -> int:
         if code:
             return code
         card = json.loads(weights.with_suffix(".json").read_text())
-        rows = fewshot_rows("student", (5,), args.episodes, checkpoint=weights, tracks=TRACK_NAMES)
+        rows = fewshot_rows("student", (5,), args.episodes, checkpoint=weights, tracks=TRACKS)
         results[name] = {"flags": extra, "epochs": args.epochs, "val": card["val_tracks"],
                          "training_seconds": card["training_seconds"],
                          "novel_5shot": {r["track"]: [r["accuracy"], r["ci95"]] for r in rows}}
@@ -144,9 +152,9 @@ def robust(args) -> int:
              "| novel photo-both | training s |", "|---|---|---|---|---|---|---|---|"]
     pct = lambda v: f"{100 * v[0]:.2f} +- {100 * v[1]:.2f}"
     for name, r in results.items():
-        val = " / ".join(f"{100 * r['val'][t]:.1f}" for t in TRACK_NAMES)
+        val = " / ".join(f"{100 * r['val'][t]:.1f}" for t in TRACKS)
         lines.append(f"| {name} (`{' '.join(r['flags'])}`) | {100 * r['val']['mean']:.2f} | {val} | "
-                     + " | ".join(pct(r["novel_5shot"][t]) for t in TRACK_NAMES) + f" | {r['training_seconds']:.0f} |")
+                     + " | ".join(pct(r["novel_5shot"][t]) for t in TRACKS) + f" | {r['training_seconds']:.0f} |")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
