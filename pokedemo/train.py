@@ -242,9 +242,9 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         arguments = model.arguments
         heads = TrainingHeads(model.embedding_dim, n_classes, teacher_dim=teacher.embedding_dim if config.beta else 0)
         heads = heads.to(device)
-    if args.init:  # start from trained weights (e.g. the clean teacher) instead of random ones
+    if args.init:  # start from trained weights (e.g. the clean teacher), or grow a narrower model's
         initial, _ = load_checkpoint(args.init)
-        model.load_state_dict({k: v.float() for k, v in initial.state_dict().items()})
+        grow_into(model, initial.state_dict())
     if args.finish:  # a run stopped before its last epoch (e.g. a time limit): write what it selected so far
         if not ranks.main:
             return None
@@ -395,6 +395,31 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
                   history, teacher_card)
 
 
+NEW_CHANNEL_SCALE = 1e-2   # a grown BatchNorm channel's weight: near silent, yet its gradients flow through the ReLU
+
+
+def grow_into(model: torch.nn.Module, state: dict[str, Tensor]) -> None:
+    """Load `state` into `model`, whose layers are as wide or wider (the same layers, more channels: Net2Net's
+    growth, Chen et al. 2016). Each tensor fills the leading slice of the model's; the rest keep their fresh
+    initialisation, except a grown BatchNorm channel, which starts at weight NEW_CHANNEL_SCALE and bias 0, so
+    its output after the ReLU is near 0 and the grown model embeds almost as the narrower one did."""
+    own = model.state_dict()
+    if own.keys() != state.keys():
+        raise ValueError(f"--init has other layers than this model: {sorted(own.keys() ^ state.keys())[:5]}")
+    norms = {name for name, module in model.named_modules() if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d))}
+    grown = {}
+    for name, tensor in state.items():
+        target = own[name].clone()
+        if tensor.dim() != target.dim() or any(a > b for a, b in zip(tensor.shape, target.shape)):
+            raise ValueError(f"--init's {name} {tuple(tensor.shape)} does not fit this model's {tuple(target.shape)}")
+        layer, kind = name.rsplit(".", 1)
+        if layer in norms and kind in ("weight", "bias"):
+            target.fill_(NEW_CHANNEL_SCALE if kind == "weight" else 0.0)   # what is not overwritten below is new
+        target[tuple(slice(0, n) for n in tensor.shape)] = tensor.to(target.dtype)
+        grown[name] = target
+    model.load_state_dict(grown)
+
+
 def _to_device(batch: Tensor, device: torch.device) -> Tensor:
     """A batch on the training device: pinned and copied without waiting, channels-last, on CUDA."""
     if device.type != "cuda":
@@ -450,7 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finish", action="store_true",
                         help="train no more: write the checkpoint and card of RUN_DIR's selected epoch so far "
                              "(a run stopped before its last epoch, e.g. by a time limit)")
-    parser.add_argument("--init", help="start from this checkpoint's weights (same architecture)")
+    parser.add_argument("--init", help="start from this checkpoint's weights (the same architecture, or a narrower "
+                        "one grown into it: `grow_into`)")
     parser.add_argument("--fp32", action="store_true", help="teacher: save float32 (default float16)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     for field in fields(TrainConfig):

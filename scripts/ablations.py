@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -66,6 +67,10 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
     "the same second round at half the learning rate": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "5e-4",
         "--init", "runs/student-133b8da.safetensors"],
+    # capacity: that student grown to the 100,000-number budget (`train.grow_into`), then the same round
+    "that student grown from 93,920 to 99,680 numbers (last width 216 -> 248), then the same round": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
+        "--init", "runs/student-133b8da.safetensors", "--arguments", '{"widths": [48, 64, 96, 128, 176, 248]}'],
 }
 
 
@@ -104,7 +109,7 @@ def main() -> int:
              "| variant | flags | val 5-shot (%) | novel 1-shot (%) | novel 5-shot (%) | training s |",
              "|---|---|---|---|---|---|"]
     for name, r in results.items():
-        lines.append(f"| {name} | `{' '.join(r['flags']) or '(defaults)'}` | {100 * r['val_5shot']:.2f} | "
+        lines.append(f"| {name} | `{shlex.join(r['flags']) or '(defaults)'}` | {100 * r['val_5shot']:.2f} | "
                      f"{100 * r['1-shot'][0]:.2f} +- {100 * r['1-shot'][1]:.2f} | "
                      f"{100 * r['5-shot'][0]:.2f} +- {100 * r['5-shot'][1]:.2f} | {r['training_seconds']:.0f} |")
     args.out.write_text("\n".join(lines) + "\n")
@@ -153,7 +158,7 @@ def robust(args) -> int:
     pct = lambda v: f"{100 * v[0]:.2f} +- {100 * v[1]:.2f}"
     for name, r in results.items():
         val = " / ".join(f"{100 * r['val'][t]:.1f}" for t in TRACKS)
-        lines.append(f"| {name} (`{' '.join(r['flags'])}`) | {100 * r['val']['mean']:.2f} | {val} | "
+        lines.append(f"| {name} (`{shlex.join(r['flags'])}`) | {100 * r['val']['mean']:.2f} | {val} | "
                      + " | ".join(pct(r["novel_5shot"][t]) for t in TRACKS) + f" | {r['training_seconds']:.0f} |")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -10,7 +10,7 @@ from PIL import Image
 from pokedemo.checkpoint import load_checkpoint
 from pokedemo.data.external import cifar10_data
 from pokedemo.models import build_model, count_parameters
-from pokedemo.train import main as train_main, teacher_targets
+from pokedemo.train import grow_into, main as train_main, teacher_targets
 from tests.conftest import make_image_folder
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--classes-per-batch", "3", "--images-per-class", "2",
@@ -241,3 +241,37 @@ def test_teacher_targets_with_the_mirror_image_average_both_looks_and_a_run_reco
                        *TINY]) == 0
     card = load_checkpoint(student_file)[1]
     assert card["config"]["teacher_mirror"] is True and card["config"]["teacher_view"] == "same"
+
+
+def test_a_grown_student_embeds_almost_as_the_narrower_one_and_a_run_grows_from_it(image_folder):
+    torch.manual_seed(0)
+    narrow = build_model("student", widths=[8, 16, 24], strides=[2, 1], patch=2).eval()
+    wide = build_model("student", widths=[8, 20, 32], strides=[2, 1], patch=2).eval()
+    with torch.no_grad():   # trained-looking statistics, so that copying them matters
+        for module in narrow.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2), module.running_var.uniform_(0.5, 2)
+                module.weight.uniform_(0.5, 2)
+    grow_into(wide, narrow.state_dict())
+    pictures = torch.rand(6, 3, 32, 32)
+    with torch.inference_mode():
+        before, after = narrow.embed(pictures), wide.embed(pictures)
+    assert after.shape == (6, 32)
+    assert torch.nn.functional.cosine_similarity(before, after[:, :24]).min() > 0.999
+    assert after[:, 24:].abs().max() < 0.05 and after[:, 24:].abs().max() > 0   # new channels: quiet, not dead
+    with pytest.raises(ValueError, match="does not fit"):
+        grow_into(narrow, wide.state_dict())
+    with pytest.raises(ValueError, match="other layers"):
+        grow_into(build_model("student", widths=[8, 16], strides=[2], patch=2), narrow.state_dict())
+    folder, runs = image_folder / "folder", image_folder / "runs"
+    teacher_file, narrow_file = image_folder / "teacher.safetensors", image_folder / "narrow.safetensors"
+    assert train_main(["teacher", "--data", f"folder:{folder}", "--run-dir", str(runs / "t"), "--out",
+                       str(teacher_file), *TINY]) == 0
+    common = ["student", "--teacher", str(teacher_file), "--data", f"folder:{folder}", *TINY]
+    assert train_main([*common, "--run-dir", str(runs / "n"), "--out", str(narrow_file),
+                       "--arguments", '{"widths": [8, 16, 24], "strides": [2, 1], "patch": 2}']) == 0
+    assert train_main([*common, "--run-dir", str(runs / "w"), "--out", str(image_folder / "wide.safetensors"),
+                       "--init", str(narrow_file),
+                       "--arguments", '{"widths": [8, 20, 32], "strides": [2, 1], "patch": 2}']) == 0
+    model, card = load_checkpoint(image_folder / "wide.safetensors")
+    assert model.embedding_dim == 32 and card["init"] == str(narrow_file)

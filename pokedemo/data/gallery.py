@@ -116,13 +116,14 @@ class Gallery:
 
     @cached_property
     def _alpha(self) -> dict[str, np.ndarray]:
+        """Every item's mask, read once; empty when the gallery was exported without masks."""
+        if not (self.folder / "alpha.npz").exists():
+            return {}
         with np.load(self.folder / "alpha.npz", allow_pickle=False) as arrays:
             return dict(zip(arrays["files"].tolist(), arrays["alpha"]))
 
     def alpha(self, item: GalleryItem) -> np.ndarray | None:
         """The item's alpha mask (S, S) uint8, or None if the gallery was exported without masks."""
-        if not (self.folder / "alpha.npz").exists():
-            return None
         return self._alpha.get(item.file)
 
     def species_images(self, name: str, n: int, rng: np.random.Generator,
