@@ -62,3 +62,16 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, student_fe
             raise ValueError("beta > 0 needs student_embedding and teacher_embedding")
         loss = loss + beta * (1 - F.cosine_similarity(student_embedding, teacher_embedding, dim=-1)).mean()
     return loss
+
+
+def relation_loss(student_embedding: Tensor, teacher_embedding: Tensor) -> Tensor:
+    """Mean squared difference between the batch's cosine-similarity matrices of the student's and the
+    teacher's embeddings, the diagonal left out: the student keeps the teacher's distances between pictures,
+    which is what nearest-prototype classification reads (similarity-preserving distillation, Tung and Mori
+    2019). student_embedding: (batch, D_s), teacher_embedding: (batch, D_t); neither needs to be normalised."""
+    if len(student_embedding) != len(teacher_embedding):
+        raise ValueError(f"{len(student_embedding)} student rows for {len(teacher_embedding)} teacher rows")
+    student, teacher = F.normalize(student_embedding, dim=-1), F.normalize(teacher_embedding, dim=-1)
+    difference = student @ student.T - teacher @ teacher.T
+    off_diagonal = ~torch.eye(len(student), dtype=torch.bool, device=student.device)
+    return difference[off_diagonal].pow(2).mean()

@@ -31,7 +31,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data.external import TrainData, image_files, load_train_data
 from .data.stream import BalancedBatches, FolderImages, in_order, loader, unlabeled_batches
 from .fewshot import mean_ci95
-from .losses import distillation_loss, kd_kl, supcon_loss
+from .losses import distillation_loss, kd_kl, relation_loss, supcon_loss
 from .models import NORMALISATION, TrainingHeads, build_model, count_parameters, embed_array, pick_device
 from .render import make_backgrounds, render
 from .tracks import TRACKS, TrackImages, track_accuracies
@@ -56,6 +56,7 @@ class TrainConfig:
     mixstyle: float = 0.0            # probability of MixStyle per batch and early stage (`augment.MixStyle`)
     teacher_view: str = "clean"      # student: teacher targets on the clean image (once) or on the "same" view
     teacher_mirror: bool = False     # student: teacher targets from the picture and its mirror image, averaged
+    relation: float = 0.0            # student: weight of the relational term (`losses.relation_loss`)
     val_episodes: int = 300
     steps_per_epoch: int = 0         # 0 = one pass over the training images
     seed: int = 0
@@ -344,6 +345,8 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
                                              config.alpha, config.temperature, config.supcon_temperature,
                                              None if to_teacher is None else to_teacher.float(), target_embeddings,
                                              config.beta)
+                    if config.relation:
+                        loss = loss + config.relation * relation_loss(features.float(), target_embeddings)
                     if unlabeled is not None:  # unlabeled images learn from the teacher's outputs alone
                         u_pictures, _, _, u_index = next(unlabeled)
                         u_features = model(_to_device(augment(u_pictures.float().div_(255), generator=generator),

@@ -71,6 +71,13 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
     "that student grown from 93,920 to 99,680 numbers (last width 216 -> 248), then the same round": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--arguments", '{"widths": [48, 64, 96, 128, 176, 248]}'],
+    # the teacher's distances between pictures as a target (`losses.relation_loss`), from that student
+    "+ relational term (weight 5), the same round from that student": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--relation", "5",
+        "--init", "runs/student-133b8da.safetensors"],
+    "+ relational term (weight 20), the same round from that student": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--relation", "20",
+        "--init", "runs/student-133b8da.safetensors"],
 }
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pokedemo.losses import distillation_loss, kd_kl, supcon_loss
+from pokedemo.losses import distillation_loss, kd_kl, relation_loss, supcon_loss
 
 
 def supcon_double_loop(features, labels, temperature):
@@ -64,3 +64,17 @@ def test_distillation_loss_is_the_weighted_sum_of_its_terms():
     with_embedding = distillation_loss(student, teacher, features, labels, 0.3, 3.0, 0.1, s_emb, t_emb, beta=2.0)
     cosine = (1 - F.cosine_similarity(s_emb, t_emb)).mean()
     assert with_embedding.item() == pytest.approx(expected.item() + 2 * cosine.item(), rel=1e-5)
+
+
+def test_relation_loss_compares_distances_not_coordinates():
+    torch.manual_seed(0)
+    teacher = torch.randn(8, 16)
+    rotation, _ = torch.linalg.qr(torch.randn(16, 16))
+    assert relation_loss(3 * teacher @ rotation, teacher) < 1e-10          # the same distances, other axes and scale
+    assert relation_loss(teacher[:, :12] @ torch.randn(12, 4), teacher) > 0.01   # another student, other distances
+    different = torch.randn(8, 16)
+    manual = ((F.normalize(different, dim=1) @ F.normalize(different, dim=1).T
+               - F.normalize(teacher, dim=1) @ F.normalize(teacher, dim=1).T).pow(2).sum() / (8 * 7))
+    assert torch.isclose(relation_loss(different, teacher), manual)   # the diagonal (always 1 = 1) left out
+    with pytest.raises(ValueError, match="rows"):
+        relation_loss(teacher[:4], teacher)

@@ -216,7 +216,7 @@ def test_a_run_with_dead_leaves_and_mixstyle_records_them_in_its_card(image_fold
     assert card["config"]["leaves"] is True and card["config"]["mixstyle"] == 0.5
 
 
-def test_teacher_targets_with_the_mirror_image_average_both_looks_and_a_run_records_them(image_folder):
+def test_teacher_targets_with_the_mirror_image_average_both_looks_and_runs_record_the_student_options(image_folder):
     torch.manual_seed(0)
     teacher = build_model("teacher", n_classes=3).eval()
     pictures = torch.rand(4, 3, 32, 32)
@@ -241,6 +241,10 @@ def test_teacher_targets_with_the_mirror_image_average_both_looks_and_a_run_reco
                        *TINY]) == 0
     card = load_checkpoint(student_file)[1]
     assert card["config"]["teacher_mirror"] is True and card["config"]["teacher_view"] == "same"
+    assert train_main(["student", "--teacher", str(teacher_file), "--data", f"folder:{folder}", "--run-dir",
+                       str(runs / "r"), "--out", str(image_folder / "relation.safetensors"), "--relation", "5",
+                       "--arguments", '{"widths": [16, 32], "strides": [2], "patch": 2}', *TINY]) == 0
+    assert load_checkpoint(image_folder / "relation.safetensors")[1]["config"]["relation"] == 5
 
 
 def test_a_grown_student_embeds_almost_as_the_narrower_one_and_a_run_grows_from_it(image_folder):
