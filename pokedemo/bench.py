@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="novel: the benchmark (test backgrounds); val: the model-selection species (val backgrounds)")
     few.add_argument("--support-views", type=int, default=SUPPORT_VIEWS,
                      help="photo-like views per support for photo queries (0: plain prototypes)")
+    few.add_argument("--flip-average", choices=("card", "on", "off"), default="card",
+                     help="test-time mirror averaging: as the model's card says (the page), or forced on or off")
     few.add_argument("--threads", type=int, default=2)
     few.add_argument("--device", default=None, help="auto (CUDA when present; the default, or $POKEDEMO_DEVICE) | cpu | cuda")
     few.add_argument("--json", type=Path, help="write the rows as JSON here")
@@ -261,11 +263,14 @@ def main(argv: list[str] | None = None) -> int:
             rows, rendered = [], {}
             if args.record and args.split != "novel":
                 raise ValueError("--record stores the benchmark's figures: the novel split only")
+            if args.record and args.flip_average != "card":
+                raise ValueError("--record stores what the page does: leave --flip-average as the card says")
             novel = SpriteDataset.load().subset(split_species()[args.split])
             for name in args.model or MODEL_NAMES:
                 model_rows = fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint, args.centre,
                                           novel, args.track or ["clean"], rendered, str(pick_device(args.device)),
-                                          args.support_views, "val" if args.split == "val" else "test")
+                                          args.support_views, "val" if args.split == "val" else "test",
+                                          {"card": None, "on": True, "off": False}[args.flip_average])
                 if args.record and name not in ("pixels", "random-student"):
                     record_scores(args.checkpoint or CHECKPOINT_DIR / f"{name}.safetensors", card_scores(model_rows),
                                   command)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import statistics
 import sys
 from pathlib import Path
 
@@ -68,15 +69,21 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "5e-4",
         "--init", "runs/student-133b8da.safetensors"],
     # capacity: that student grown to the 100,000-number budget (`train.grow_into`), then the same round
-    "that student grown from 93,920 to 99,680 numbers (last width 216 -> 248), then the same round": [
+    "the student shipped at 133b8da grown from 93,920 to 99,680 numbers (last width 216 -> 248), then the same round": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--arguments", '{"widths": [48, 64, 96, 128, 176, 248]}'],
     # the teacher's distances between pictures as a target (`losses.relation_loss`), from that student
-    "+ relational term (weight 5), the same round from that student": [
+    "+ relational term (weight 5), the same round from the student shipped at 133b8da": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--relation", "5",
         "--init", "runs/student-133b8da.safetensors"],
-    "+ relational term (weight 20), the same round from that student": [
+    "+ relational term (weight 20), the same round from the student shipped at 133b8da": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--relation", "20",
+        "--init", "runs/student-133b8da.safetensors"],
+    "+ relational term (weight 100), the same round from the student shipped at 133b8da": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--relation", "100",
+        "--init", "runs/student-133b8da.safetensors"],
+    "+ relational term (weight 300), the same round from the student shipped at 133b8da": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--relation", "300",
         "--init", "runs/student-133b8da.safetensors"],
 }
 
@@ -134,6 +141,14 @@ def shipped_row(results: dict) -> str:
     return f" Best on val: \"{best}\"." + (f" The student shipped now is \"{shipped}\"." if shipped else "")
 
 
+def val_checks(folder: Path = Path("docs/results")) -> str:
+    """A sentence with the mean of each row's check on the val tracks (its docs/results/val-check-rowN.json)."""
+    rows = {int(f.stem.removeprefix("val-check-row")): json.loads(f.read_text())
+            for f in folder.glob("val-check-row*.json")}
+    means = [f"row {n} {100 * statistics.mean(r['accuracy'] for r in rows[n]):.2f}" for n in sorted(rows)]
+    return f" Checked so, the mean of the 8: {', '.join(means)}." if means else ""
+
+
 def robust(args) -> int:
     """The robust set: val per track (the mean selects), novel per track (reported, never used to choose)."""
     results_file = args.out.with_suffix(".json")
@@ -159,13 +174,20 @@ def robust(args) -> int:
              "species per track (photo tracks rendered with the val backgrounds), their mean selects. **novel** "
              f"columns: the benchmark ({args.episodes} episodes, 5-shot, test backgrounds), reported only. \"The "
              "shipped student\" in a row's name is the one shipped at 4502943 (`--init runs/student-gpu.safetensors`)."
-             + shipped_row(results), "",
-             "| variant | val mean | val clean / art / photo / photo-both | novel clean | novel art | novel photo "
-             "| novel photo-both | training s |", "|---|---|---|---|---|---|---|---|"]
+             + shipped_row(results) + " Rows within about 0.3 points of each other are inside the noise of the "
+             "300 val episodes; a row replaces the shipped student only when it also wins on the val tracks with the "
+             "page's classifier by more than that (600 episodes, 1- and 5-shot, two looks: `python -m pokedemo.bench "
+             "fewshot --split val --model student --checkpoint runs/robust-ablation/N.safetensors --track clean "
+             "--track art --track photo --track photo-both --flip-average on --json docs/results/val-check-rowN.json`)."
+             + val_checks(), "",
+             "| # | variant | val mean | val clean / art / photo / photo-both | novel clean | novel art | novel photo "
+             "| novel photo-both | training s |", "|---|---|---|---|---|---|---|---|---|"]
     pct = lambda v: f"{100 * v[0]:.2f} +- {100 * v[1]:.2f}"
+    numbers = {name: number for number, name in enumerate(ROBUST_VARIANTS, start=1)}
     for name, r in results.items():
         val = " / ".join(f"{100 * r['val'][t]:.1f}" for t in TRACKS)
-        lines.append(f"| {name} (`{shlex.join(r['flags'])}`) | {100 * r['val']['mean']:.2f} | {val} | "
+        lines.append(f"| {numbers[name]} | {name} (`{shlex.join(r['flags'])}`) | {100 * r['val']['mean']:.2f} "
+                     f"| {val} | "
                      + " | ".join(pct(r["novel_5shot"][t]) for t in TRACKS) + f" | {r['training_seconds']:.0f} |")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -50,6 +50,19 @@ def test_every_track_is_a_row_and_the_photo_tracks_are_harder_for_raw_pixels(tmp
     assert ready["photo-both"]["accuracy"] == rows["photo-both"]["accuracy"]  # photo supports have no mask
 
 
+def test_mirror_averaging_can_be_forced_for_a_measurement_but_not_recorded(tmp_path, data_root, capsys):
+    prepare_tiny_dataset(tmp_path)
+    out = tmp_path / "rows.json"
+    looks = {}
+    for flip in ("off", "on"):
+        assert bench_main(["fewshot", "--model", "random-student", "--shots", "1", "--episodes", "10",
+                           "--flip-average", flip, "--json", str(out), "--threads", "1"]) == 0
+        looks[flip] = json.loads(out.read_text())[0]
+    assert looks["off"]["flip_average"] is False and looks["on"]["flip_average"] is True
+    assert bench_main(["fewshot", "--model", "student", "--flip-average", "on", "--record", "--episodes", "5"]) == 1
+    assert "as the card says" in capsys.readouterr().err
+
+
 def test_several_models_with_one_checkpoint_is_refused(data_root, capsys, tmp_path):
     assert bench_main(["fewshot", "--model", "student", "--model", "teacher", "--checkpoint",
                        str(tmp_path / "s.safetensors")]) == 1
