@@ -85,6 +85,10 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
     "+ relational term (weight 300), the same round from the student shipped at 133b8da": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--relation", "300",
         "--init", "runs/student-133b8da.safetensors"],
+    # the grown student given the time to use its new channels: run alone with --epochs 16 --only 23
+    "the student shipped at 133b8da grown to 99,680 numbers, then 16 epochs of the same round": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
+        "--init", "runs/student-133b8da.safetensors", "--arguments", '{"widths": [48, 64, 96, 128, 176, 248]}'],
 }
 
 
