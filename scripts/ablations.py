@@ -90,6 +90,7 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--arguments", '{"widths": [48, 64, 96, 128, 176, 248]}'],
 }
+ROW_NUMBERS = {name: number for number, name in enumerate(ROBUST_VARIANTS, start=1)}   # runs/robust-ablation/N
 
 
 def main() -> int:
@@ -140,8 +141,8 @@ def shipped_row(results: dict) -> str:
     (its card's command writes to that row's run folder), that row."""
     best = max(results, key=lambda name: results[name]["val"]["mean"])
     command = json.loads(Path("checkpoints/student.json").read_text())["command"]
-    numbers = {name: number for number, name in enumerate(ROBUST_VARIANTS, start=1)}
-    shipped = next((name for name in results if f"runs/robust-ablation/{numbers.get(name)} " in command + " "), None)
+    shipped = next((name for name in results if f"runs/robust-ablation/{ROW_NUMBERS.get(name)} " in f"{command} "),
+                   None)
     return f" Best on val: \"{best}\"." + (f" The student shipped now is \"{shipped}\"." if shipped else "")
 
 
@@ -149,15 +150,17 @@ def val_checks(folder: Path = Path("docs/results")) -> str:
     """A sentence with the mean of each row's check on the val tracks (its docs/results/val-check-rowN.json)."""
     rows = {int(f.stem.removeprefix("val-check-row")): json.loads(f.read_text())
             for f in folder.glob("val-check-row*.json")}
-    means = [f"row {n} {100 * statistics.mean(r['accuracy'] for r in rows[n]):.2f}" for n in sorted(rows)]
-    return f" Checked so, the mean of the 8: {', '.join(means)}." if means else ""
+    means = [f"row {n} {100 * statistics.mean(r['accuracy'] for r in rows[n]):.2f} ({len(rows[n])} cells)"
+             for n in sorted(rows)]
+    return f" Checked so, the mean of the cells: {', '.join(means)}." if means else ""
 
 
 def robust(args) -> int:
     """The robust set: val per track (the mean selects), novel per track (reported, never used to choose)."""
     results_file = args.out.with_suffix(".json")
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
-    for number, (name, extra) in enumerate(ROBUST_VARIANTS.items(), start=1):
+    for name, extra in ROBUST_VARIANTS.items():
+        number = ROW_NUMBERS[name]
         if args.only and str(number) not in args.only:
             continue
         weights = Path(f"runs/robust-ablation/{number}.safetensors")
@@ -187,10 +190,9 @@ def robust(args) -> int:
              "| # | variant | val mean | val clean / art / photo / photo-both | novel clean | novel art | novel photo "
              "| novel photo-both | training s |", "|---|---|---|---|---|---|---|---|---|"]
     pct = lambda v: f"{100 * v[0]:.2f} +- {100 * v[1]:.2f}"
-    numbers = {name: number for number, name in enumerate(ROBUST_VARIANTS, start=1)}
     for name, r in results.items():
         val = " / ".join(f"{100 * r['val'][t]:.1f}" for t in TRACKS)
-        lines.append(f"| {numbers[name]} | {name} (`{shlex.join(r['flags'])}`) | {100 * r['val']['mean']:.2f} "
+        lines.append(f"| {ROW_NUMBERS[name]} | {name} (`{shlex.join(r['flags'])}`) | {100 * r['val']['mean']:.2f} "
                      f"| {val} | "
                      + " | ".join(pct(r["novel_5shot"][t]) for t in TRACKS) + f" | {r['training_seconds']:.0f} |")
     args.out.write_text("\n".join(lines) + "\n")

@@ -7,7 +7,7 @@ import torch
 
 from pokedemo.checkpoint import load_checkpoint, save_checkpoint
 from pokedemo.config import CHECKPOINT_DIR
-from pokedemo.models import build_model, count_parameters
+from pokedemo.models import Embedding, build_model, count_parameters
 
 
 def test_a_checkpoint_round_trips_weights_and_card(tmp_path):
@@ -98,8 +98,6 @@ def test_a_card_that_says_flip_average_makes_the_model_embed_a_picture_with_its_
 
 
 def test_the_exported_embedding_looks_twice_when_the_model_does():
-    from pokedemo.models import Embedding
-
     torch.manual_seed(0)
     model = build_model("student").eval()
     model.flip_average = True
