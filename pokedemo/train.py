@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import Dataset, Sampler, default_collate
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
@@ -32,7 +33,7 @@ from .data.external import TrainData, image_files, load_train_data
 from .data.stream import BalancedBatches, FolderImages, in_order, loader, unlabeled_batches
 from .fewshot import mean_ci95
 from .losses import distillation_loss, kd_kl, relation_loss, supcon_loss
-from .models import NORMALISATION, TrainingHeads, build_model, count_parameters, embed_array, pick_device
+from .models import NORMALISATION, Embedder, TrainingHeads, build_model, count_parameters, embed_array, pick_device
 from .render import make_backgrounds, render
 from .tracks import TRACKS, TrackImages, track_accuracies
 
@@ -243,6 +244,11 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         arguments = model.arguments
         heads = TrainingHeads(model.embedding_dim, n_classes, teacher_dim=teacher.embedding_dim if config.beta else 0)
         heads = heads.to(device)
+    if args.soup:  # train no more: the average of runs that started from one model
+        if not ranks.main:
+            return None
+        model, history = make_soup(args.soup, "teacher" if kind == "teacher" else args.architecture, data, config)
+        return finish(kind, model, heads, data, args, config, model.arguments, history, teacher_card)
     if args.init:  # start from trained weights (e.g. the clean teacher), or grow a narrower model's
         initial, _ = load_checkpoint(args.init)
         grow_into(model, initial.state_dict())
@@ -423,6 +429,38 @@ def grow_into(model: torch.nn.Module, state: dict[str, Tensor]) -> None:
     model.load_state_dict(grown)
 
 
+def make_soup(paths: list[str], architecture: str, data: TrainData, config: TrainConfig) -> tuple[Embedder, dict]:
+    """A uniform model soup (Wortsman et al. 2022): the mean of the weights and BatchNorm statistics of these
+    checkpoints (`torch.optim.swa_utils.AveragedModel`), which must share one architecture and its arguments
+    and should be runs fine-tuned from one starting point (averaging unrelated runs makes noise). It is
+    scored on the val tracks, as training selects. Returns the model and the history `finish` writes into
+    the card, with what each ingredient was and cost."""
+    if len(paths) < 2:
+        raise ValueError("--soup averages two or more checkpoints")
+    averaged, ingredients, first = None, [], None
+    for path in paths:
+        ingredient, card = load_checkpoint(path)
+        shape = (card["architecture"], card.get("arguments", {}))
+        first = first or shape
+        if card["architecture"] != architecture or shape != first:
+            raise ValueError(f"{path} is a {card['architecture']} with {card.get('arguments')}: a soup averages "
+                             f"checkpoints of one architecture ({architecture}, {first[1]})")
+        if card.get("species") != data.classes:
+            raise ValueError(f"{path} was trained on other species than --data has: a soup is scored and "
+                             "centred on the data its ingredients learned")
+        averaged = averaged or AveragedModel(ingredient, use_buffers=True)
+        averaged.update_parameters(ingredient)
+        ingredients.append({"path": str(path), "command": card.get("command"), "init": card.get("init"),
+                            "training_seconds": card.get("training_seconds"), "epochs": card.get("epochs"),
+                            "val_tracks": card.get("val_tracks")})
+    model = averaged.module.eval()
+    with torch.inference_mode():
+        tracks = validate(model, data, config, {})
+    print(f"soup of {len(paths)}: val " + ", ".join(f"{k} {v:.4f}" for k, v in tracks.items()))
+    return model, {"seconds": sum(i["training_seconds"] or 0 for i in ingredients), "epoch": None,
+                   "best": tracks["mean"], "best_tracks": tracks, "soup": ingredients}
+
+
 def _to_device(batch: Tensor, device: torch.device) -> Tensor:
     """A batch on the training device: pinned and copied without waiting, channels-last, on CUDA."""
     if device.type != "cuda":
@@ -449,6 +487,8 @@ def finish(kind, model, heads, data: TrainData, args, config: TrainConfig, argum
         "config": asdict(config), "teacher": teacher_card and teacher_card.get("command"),
         "base_mean": [round(x, 6) for x in base_mean.tolist()], "scores": {},
     }
+    if "soup" in history:
+        card["soup"] = history["soup"]
     out = Path(args.out or f"checkpoints/{kind}.safetensors")
     save_checkpoint(model, out, card, half=(kind == "teacher" and not args.fp32))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {card['parameters']:,} parameters); "
@@ -480,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(a run stopped before its last epoch, e.g. by a time limit)")
     parser.add_argument("--init", help="start from this checkpoint's weights (the same architecture, or a narrower "
                         "one grown into it: `grow_into`)")
+    parser.add_argument("--soup", nargs="+", metavar="CHECKPOINT",
+                        help="train no more: write the average of these checkpoints (runs of this architecture "
+                             "fine-tuned from one model: `make_soup`), scored on val")
     parser.add_argument("--fp32", action="store_true", help="teacher: save float32 (default float16)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     for field in fields(TrainConfig):

@@ -89,7 +89,16 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
     "the student shipped at 133b8da grown to 99,680 numbers, then 16 epochs of the same round": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--arguments", '{"widths": [48, 64, 96, 128, 176, 248]}'],
+    # a better teacher to distil from: the uniform soup of the shipped teacher and its 32-epoch GPU continuation
+    # (`python -m pokedemo.train teacher --soup runs/teacher-robust2.safetensors runs/teacher-gpu.safetensors
+    # --out runs/teacher-soup.safetensors`; training.md)
+    "the same round from the student shipped at 133b8da, distilled from the teacher soup": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
+        "--init", "runs/student-133b8da.safetensors", "--teacher", "runs/teacher-soup.safetensors"],
 }
+# the teacher the robust rows were run with: the one shipped until the soup (`git show
+# 2ebfb6e:checkpoints/teacher.safetensors`, made by training.md's `--run-dir runs/teacher-robust2`)
+ROBUST_TEACHER = "runs/teacher-robust2.safetensors"
 ROW_NUMBERS = {name: number for number, name in enumerate(ROBUST_VARIANTS, start=1)}   # runs/robust-ablation/N
 
 
@@ -100,7 +109,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/ablations.md"))
     parser.add_argument("--only", nargs="*", help="run only these variant numbers (1-based)")
     parser.add_argument("--set", choices=["loss", "robust"], default="loss")
-    parser.add_argument("--teacher", default="checkpoints/teacher.safetensors")
+    parser.add_argument("--teacher", default=ROBUST_TEACHER,
+                        help="robust set: the teacher to distil from, where a row does not name its own")
     args = parser.parse_args()
     if args.set == "robust":
         return robust(args)
@@ -176,8 +186,8 @@ def robust(args) -> int:
         results_file.write_text(json.dumps(results, indent=1))
     lines = ["# Robust student ablations", "",
              f"Made by `python scripts/ablations.py --set robust --epochs {args.epochs} --out {args.out}`: each "
-             f"variant trained for {args.epochs} epochs (seed 0), from scratch unless it says otherwise, with the robust teacher "
-             f"(`{args.teacher}`), the loss of the shipped student. **val** columns: 5-way 5-shot on the val "
+             f"variant trained for the epochs it says (seed 0), from scratch unless it says otherwise, with the robust teacher "
+             f"(`{args.teacher}`, shipped until the teacher soup) unless its flags name another, the loss of the shipped student. **val** columns: 5-way 5-shot on the val "
              "species per track (photo tracks rendered with the val backgrounds), their mean selects. **novel** "
              f"columns: the benchmark ({args.episodes} episodes, 5-shot, test backgrounds), reported only. \"The "
              "shipped student\" in a row's name is the one shipped at 4502943 (`--init runs/student-gpu.safetensors`)."
@@ -188,13 +198,13 @@ def robust(args) -> int:
              "--track art --track photo --track photo-both --flip-average on --json docs/results/val-check-rowN.json`)."
              + val_checks(), "",
              "| # | variant | val mean | val clean / art / photo / photo-both | novel clean | novel art | novel photo "
-             "| novel photo-both | training s |", "|---|---|---|---|---|---|---|---|---|"]
+             "| novel photo-both | epochs | training s |", "|---|---|---|---|---|---|---|---|---|---|"]
     pct = lambda v: f"{100 * v[0]:.2f} +- {100 * v[1]:.2f}"
     for name, r in results.items():
         val = " / ".join(f"{100 * r['val'][t]:.1f}" for t in TRACKS)
         lines.append(f"| {ROW_NUMBERS[name]} | {name} (`{shlex.join(r['flags'])}`) | {100 * r['val']['mean']:.2f} "
                      f"| {val} | "
-                     + " | ".join(pct(r["novel_5shot"][t]) for t in TRACKS) + f" | {r['training_seconds']:.0f} |")
+                     + " | ".join(pct(r["novel_5shot"][t]) for t in TRACKS) + f" | {r['epochs']} | {r['training_seconds']:.0f} |")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -279,3 +279,35 @@ def test_a_grown_student_embeds_almost_as_the_narrower_one_and_a_run_grows_from_
                        "--arguments", '{"widths": [8, 20, 32], "strides": [2, 1], "patch": 2}']) == 0
     model, card = load_checkpoint(image_folder / "wide.safetensors")
     assert model.embedding_dim == 32 and card["init"] == str(narrow_file)
+
+
+def test_a_soup_is_the_mean_of_its_ingredients_scored_on_val_and_refuses_misfits(image_folder):
+    folder, runs = image_folder / "folder", image_folder / "runs"
+    teacher = image_folder / "teacher.safetensors"
+    assert train_main(["teacher", "--data", f"folder:{folder}", "--run-dir", str(runs / "t"), "--out", str(teacher),
+                       *TINY]) == 0
+    shape = '{"widths": [8, 16], "strides": [2], "patch": 2}'
+    common = ["student", "--teacher", str(teacher), "--data", f"folder:{folder}", *TINY]
+    ingredients = []
+    for seed in (0, 1):
+        ingredients.append(image_folder / f"s{seed}.safetensors")
+        assert train_main([*common, "--seed", str(seed), "--run-dir", str(runs / f"s{seed}"), "--out",
+                           str(ingredients[-1]), "--arguments", shape]) == 0
+    soup_file = image_folder / "soup.safetensors"
+    assert train_main([*common, "--run-dir", str(runs / "soup"), "--out", str(soup_file),
+                       "--soup", *map(str, ingredients)]) == 0
+    soup, card = load_checkpoint(soup_file)
+    (a, _), (b, _) = load_checkpoint(ingredients[0]), load_checkpoint(ingredients[1])
+    averaged = {k: (v + b.state_dict()[k]) / 2 for k, v in a.state_dict().items() if v.is_floating_point()}
+    assert not torch.equal(averaged["body.0.weight"], a.state_dict()["body.0.weight"])   # the runs differ
+    assert all(torch.allclose(soup.state_dict()[k], v, atol=1e-6) for k, v in averaged.items())
+    assert card["arguments"] == json.loads(shape) and 0 <= card["val_5shot"] <= 1
+    assert [i["path"] for i in card["soup"]] == list(map(str, ingredients)) and "--soup" in card["command"]
+    assert card["soup"][1]["command"].count("--seed 1") == 1 and len(card["base_mean"]) == 16
+    other = image_folder / "other.safetensors"
+    assert train_main([*common, "--run-dir", str(runs / "o"), "--out", str(other),
+                       "--arguments", '{"widths": [8, 24], "strides": [2], "patch": 2}']) == 0
+    for misfit in ([str(ingredients[0]), str(other)], [str(ingredients[0]), str(teacher)], [str(ingredients[0])]):
+        assert train_main([*common, "--run-dir", str(runs / "bad"), "--out", str(image_folder / "bad.safetensors"),
+                           "--soup", *misfit]) == 1
+    assert not (image_folder / "bad.safetensors").exists()
