@@ -248,7 +248,7 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         if not ranks.main:
             return None
         model, history = make_soup(args.soup, "teacher" if kind == "teacher" else args.architecture, data, config)
-        return finish(kind, model, heads, data, args, config, model.arguments, history, teacher_card)
+        return finish(kind, model, heads, data, args, config, model.arguments, history, None)  # teachers: per ingredient
     if args.init:  # start from trained weights (e.g. the clean teacher), or grow a narrower model's
         initial, _ = load_checkpoint(args.init)
         grow_into(model, initial.state_dict())
@@ -451,6 +451,7 @@ def make_soup(paths: list[str], architecture: str, data: TrainData, config: Trai
         averaged = averaged or AveragedModel(ingredient, use_buffers=True)
         averaged.update_parameters(ingredient)
         ingredients.append({"path": str(path), "command": card.get("command"), "init": card.get("init"),
+                            "teacher": card.get("teacher"),
                             "training_seconds": card.get("training_seconds"), "epochs": card.get("epochs"),
                             "val_tracks": card.get("val_tracks")})
     model = averaged.module.eval()
