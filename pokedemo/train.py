@@ -230,6 +230,11 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
     n_classes = len(data.classes)
     cuda = device.type == "cuda"
     amp = args.amp == "on" or (args.amp == "auto" and cuda)         # bf16 autocast: on CUDA unless --amp off
+    if args.soup:  # train no more: the average of runs that started from one model; no heads, no teacher of its own
+        if not ranks.main:
+            return None
+        model, history = make_soup(args.soup, "teacher" if kind == "teacher" else args.architecture, data, config)
+        return finish(kind, model, nn.Module(), data, args, config, model.arguments, history, None)
     teacher = teacher_card = None
     if kind == "teacher":
         arguments = {"n_classes": n_classes}
@@ -244,11 +249,6 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         arguments = model.arguments
         heads = TrainingHeads(model.embedding_dim, n_classes, teacher_dim=teacher.embedding_dim if config.beta else 0)
         heads = heads.to(device)
-    if args.soup:  # train no more: the average of runs that started from one model
-        if not ranks.main:
-            return None
-        model, history = make_soup(args.soup, "teacher" if kind == "teacher" else args.architecture, data, config)
-        return finish(kind, model, heads, data, args, config, model.arguments, history, None)  # teachers: per ingredient
     if args.init:  # start from trained weights (e.g. the clean teacher), or grow a narrower model's
         initial, _ = load_checkpoint(args.init)
         grow_into(model, initial.state_dict())

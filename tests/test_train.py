@@ -305,6 +305,7 @@ def test_a_soup_is_the_mean_of_its_ingredients_scored_on_val_and_refuses_misfits
     assert [i["path"] for i in card["soup"]] == list(map(str, ingredients)) and "--soup" in card["command"]
     assert card["soup"][1]["command"].count("--seed 1") == 1 and len(card["base_mean"]) == 16
     assert card["teacher"] is None and card["soup"][0]["teacher"] == load_checkpoint(teacher)[1]["command"]
+    assert card["training_head_parameters"] == 0 and card["parameters"] == count_parameters(soup)
     other = image_folder / "other.safetensors"
     assert train_main([*common, "--run-dir", str(runs / "o"), "--out", str(other),
                        "--arguments", '{"widths": [8, 24], "strides": [2], "patch": 2}']) == 0
