@@ -58,17 +58,21 @@ class Embedder(nn.Module):
 
 class Teacher(Embedder):
     """torchvision ResNet18 with its stock stem (7x7 stride 2 + max-pool): at 64 px the last
-    stage sees 2x2. A stride-1 stem would cost ~4x the compute, which the 2-core CPU budget
-    cannot pay; the stock stem reached the targets' order of accuracy in our runs.
+    stage sees 2x2. `stem_pool=False` drops the max-pool (the last stage sees 4x4, the same
+    weights, about 4x the compute), which the 2-core CPU budget cannot pay for the page;
+    the stock stem reached the targets' order of accuracy in our runs (training.md).
     `classifier` over the base species is kept: its logits feed distillation."""
 
-    def __init__(self, n_classes: int = 448):
+    def __init__(self, n_classes: int = 448, stem_pool: bool = True):
         super().__init__()
         self.backbone = resnet18(weights=None)
         self.backbone.fc = nn.Identity()
+        if not stem_pool:
+            self.backbone.maxpool = nn.Identity()
         self.embedding_dim = 512
         self.classifier = nn.Linear(512, n_classes)
-        self.arguments = {"n_classes": n_classes}
+        # the default is left out, so a card written before the option existed reads the same
+        self.arguments = {"n_classes": n_classes} | ({} if stem_pool else {"stem_pool": False})
 
     def features(self, x: Tensor) -> Tensor:
         return self.backbone(x)

@@ -237,8 +237,8 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         return finish(kind, model, nn.Module(), data, args, config, model.arguments, history, None)
     teacher = teacher_card = None
     if kind == "teacher":
-        arguments = {"n_classes": n_classes}
-        model = build_model("teacher", **arguments).to(device)
+        model = build_model("teacher", **json.loads(args.arguments or "{}") | {"n_classes": n_classes}).to(device)
+        arguments = model.arguments
         heads = TrainingHeads(model.embedding_dim, 0).to(device)
     else:
         teacher, teacher_card = load_checkpoint(args.teacher, device=str(device))
@@ -503,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=["teacher", "student"])
     parser.add_argument("--teacher", default="checkpoints/teacher.safetensors", help="student: the teacher checkpoint")
     parser.add_argument("--architecture", default="student", choices=["student", "paper-student"])
-    parser.add_argument("--arguments", help='student: the architecture\'s arguments as JSON, e.g. \'{"patch": 4}\'')
+    parser.add_argument("--arguments", help='the architecture\'s arguments as JSON, e.g. \'{"patch": 4}\' (student), '
+                        '\'{"stem_pool": false}\' (teacher; its classes come from --data)')
     parser.add_argument("--data", default="sprites", help="sprites | cifar10 | folder:PATH")
     parser.add_argument("--unlabeled", help="student: a folder of unlabeled images to distil on as well")
     parser.add_argument("--image-size", type=int, default=64)

@@ -95,6 +95,14 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
     "the same round from the student shipped at 133b8da, distilled from the teacher soup": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--teacher", "runs/teacher-soup.safetensors"],
+    # spatial resolution at the same 93,920 numbers (strides hold no weights, so the shipped blocks fit as they are):
+    # the last two blocks kept at 8x8 instead of 4x4 (1.8x the multiply-adds), or the second block at 16x16 (1.6x)
+    "the student shipped at 133b8da with its last two blocks at 8x8 px (strides 1-2-1-1-1), then the same round": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
+        "--init", "runs/student-133b8da.safetensors", "--arguments", '{"strides": [1, 2, 1, 1, 1]}'],
+    "the student shipped at 133b8da with its second block at 16x16 px (strides 1-1-2-1-2), then the same round": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
+        "--init", "runs/student-133b8da.safetensors", "--arguments", '{"strides": [1, 1, 2, 1, 2]}'],
 }
 # the teacher the robust rows were run with: the one shipped until the soup (`git show
 # 2ebfb6e:checkpoints/teacher.safetensors`, made by training.md's `--run-dir runs/teacher-robust2`)

@@ -313,3 +313,24 @@ def test_a_soup_is_the_mean_of_its_ingredients_scored_on_val_and_refuses_misfits
         assert train_main([*common, "--run-dir", str(runs / "bad"), "--out", str(image_folder / "bad.safetensors"),
                            "--soup", *misfit]) == 1
     assert not (image_folder / "bad.safetensors").exists()
+
+
+def test_a_teacher_without_the_stem_pool_keeps_its_weights_sees_twice_the_resolution_and_records_it(image_folder):
+    pooled, unpooled = build_model("teacher", n_classes=3), build_model("teacher", n_classes=3, stem_pool=False)
+    assert pooled.arguments == {"n_classes": 3} and unpooled.arguments == {"n_classes": 3, "stem_pool": False}
+    unpooled.load_state_dict(pooled.state_dict())                       # the same weights fit
+    sizes = []
+    for model in (pooled, unpooled):
+        hook = model.backbone.layer4.register_forward_hook(lambda module, inputs, output: sizes.append(output.shape[-1]))
+        model.eval().embed(torch.rand(2, 3, 64, 64))
+        hook.remove()
+    assert sizes == [2, 4]                                              # the last stage at 64 px
+    folder, runs = image_folder / "folder", image_folder / "runs"
+    first, second = image_folder / "t.safetensors", image_folder / "t-nopool.safetensors"
+    assert train_main(["teacher", "--data", f"folder:{folder}", "--run-dir", str(runs / "t"), "--out", str(first),
+                       *TINY]) == 0
+    assert train_main(["teacher", "--data", f"folder:{folder}", "--run-dir", str(runs / "n"), "--out", str(second),
+                       "--init", str(first), "--arguments", '{"stem_pool": false}', *TINY]) == 0
+    model, card = load_checkpoint(second)
+    assert card["arguments"] == {"n_classes": 3, "stem_pool": False} and isinstance(model.backbone.maxpool, torch.nn.Identity)
+    assert load_checkpoint(first)[1]["arguments"] == {"n_classes": 3}
