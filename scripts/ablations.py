@@ -15,6 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pokedemo.bench import fewshot_rows  # noqa: E402
+from pokedemo.compress import mflops  # noqa: E402
+from pokedemo.models import build_model  # noqa: E402
 from pokedemo.tracks import TRACKS  # noqa: E402
 from pokedemo.train import main as train_main  # noqa: E402
 
@@ -103,6 +105,12 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
     "the student shipped at 133b8da with its second block at 16x16 px (strides 1-1-2-1-2), then the same round": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--arguments", '{"strides": [1, 1, 2, 1, 2]}'],
+    # a teacher with twice the resolution in every stage: the shipped soup without ResNet18's max-pool, 3 more epochs
+    # (`python -m pokedemo.train teacher --init checkpoints/teacher.safetensors --arguments '{"stem_pool": false}'
+    # --render-p 0.7 --lr 1e-3 --epochs 3 --run-dir runs/teacher-nopool --out runs/teacher-nopool.safetensors`)
+    "the same round from the student shipped at 133b8da, distilled from the teacher without its max-pool": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
+        "--init", "runs/student-133b8da.safetensors", "--teacher", "runs/teacher-nopool.safetensors"],
 }
 # the teacher the robust rows were run with: the one shipped until the soup (`git show
 # 2ebfb6e:checkpoints/teacher.safetensors`, made by training.md's `--run-dir runs/teacher-robust2`)
@@ -173,6 +181,12 @@ def val_checks(folder: Path = Path("docs/results")) -> str:
     return f" Checked so, the mean of the cells: {', '.join(means)}." if means else ""
 
 
+def student_mflops(flags: list[str]) -> float:
+    """The multiply-adds per 64 px picture (`compress.mflops`) of the student a row's flags build (its --arguments)."""
+    arguments = json.loads(flags[flags.index("--arguments") + 1]) if "--arguments" in flags else {}
+    return mflops(build_model("student", **arguments))
+
+
 def robust(args) -> int:
     """The robust set: val per track (the mean selects), novel per track (reported, never used to choose)."""
     results_file = args.out.with_suffix(".json")
@@ -197,7 +211,8 @@ def robust(args) -> int:
              f"variant trained for the epochs it says (seed 0), from scratch unless it says otherwise, with the robust teacher "
              f"(`{args.teacher}`, shipped until the teacher soup) unless its flags name another, the loss of the shipped student. **val** columns: 5-way 5-shot on the val "
              "species per track (photo tracks rendered with the val backgrounds), their mean selects. **novel** "
-             f"columns: the benchmark ({args.episodes} episodes, 5-shot, test backgrounds), reported only. \"The "
+             f"columns: the benchmark ({args.episodes} episodes, 5-shot, test backgrounds), reported only. **MFLOPs "
+             "per image**: the row's student network at 64 px (`pokedemo.compress.mflops`). \"The "
              "shipped student\" in a row's name is the one shipped at 4502943 (`--init runs/student-gpu.safetensors`)."
              + shipped_row(results) + " Rows within about 0.3 points of each other are inside the noise of the "
              "300 val episodes; a row replaces the shipped student only when it also wins on the val tracks with the "
@@ -206,13 +221,14 @@ def robust(args) -> int:
              "--track art --track photo --track photo-both --flip-average on --json docs/results/val-check-rowN.json`)."
              + val_checks(), "",
              "| # | variant | val mean | val clean / art / photo / photo-both | novel clean | novel art | novel photo "
-             "| novel photo-both | epochs | training s |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| novel photo-both | MFLOPs per image | epochs | training s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     pct = lambda v: f"{100 * v[0]:.2f} +- {100 * v[1]:.2f}"
     for name, r in results.items():
         val = " / ".join(f"{100 * r['val'][t]:.1f}" for t in TRACKS)
         lines.append(f"| {ROW_NUMBERS[name]} | {name} (`{shlex.join(r['flags'])}`) | {100 * r['val']['mean']:.2f} "
                      f"| {val} | "
-                     + " | ".join(pct(r["novel_5shot"][t]) for t in TRACKS) + f" | {r['epochs']} | {r['training_seconds']:.0f} |")
+                     + " | ".join(pct(r["novel_5shot"][t]) for t in TRACKS)
+                     + f" | {student_mflops(r['flags']):.1f} | {r['epochs']} | {r['training_seconds']:.0f} |")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
