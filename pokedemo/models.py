@@ -65,6 +65,8 @@ class Teacher(Embedder):
 
     def __init__(self, n_classes: int = 448, stem_pool: bool = True):
         super().__init__()
+        if not isinstance(stem_pool, bool):
+            raise ValueError(f"stem_pool is true or false, not {stem_pool!r}")
         self.backbone = resnet18(weights=None)
         self.backbone.fc = nn.Identity()
         if not stem_pool:

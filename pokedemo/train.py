@@ -260,6 +260,7 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
             raise FileNotFoundError(f"--finish needs {best_file} and {history_file} from an earlier run")
         model.load_state_dict(load_file(str(best_file)))
         history = json.loads(history_file.read_text())
+        _same_arguments(history, arguments, run_dir)
         print(f"finishing {kind} from {run_dir}: stopped after epoch {history['epoch']} of {config.epochs}, "
               f"selected epoch {history.get('best_epoch')}")
         return finish(kind, model.cpu(), heads, data, args, config, arguments, {"world_size": 1} | history,
@@ -308,10 +309,11 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
     unlabeled_size = max(1, config.classes_per_batch * config.images_per_class // ranks.world_size // 2)
     total = per_epoch * config.epochs
     state_file, history_file, log_file = run_dir / "last.safetensors", run_dir / "state.json", run_dir / "log.jsonl"
-    history = {"epoch": 0, "best": -1.0, "seconds": 0.0}
+    history = {"epoch": 0, "best": -1.0, "seconds": 0.0, "arguments": arguments}
     if args.resume and state_file.exists():
-        _restore(load_file(str(state_file)), model, heads, optimiser)
         history = json.loads(history_file.read_text())
+        _same_arguments(history, arguments, run_dir)
+        _restore(load_file(str(state_file)), model, heads, optimiser)
         if ranks.main:
             print(f"resumed {kind} from {state_file} after epoch {history['epoch']}")
     best_file = run_dir / "best.safetensors"
@@ -402,6 +404,16 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
     history["world_size"] = ranks.world_size
     return finish(kind, model.cpu().to(memory_format=torch.contiguous_format), heads, data, args, config, arguments,
                   history, teacher_card)
+
+
+def _same_arguments(history: dict, arguments: dict, run_dir: Path) -> None:
+    """--resume and --finish go on with the network the run trained: the max-pool and the strides hold no
+    weights, so another network's `--arguments` would load its state without a complaint. (A run folder from
+    before the arguments were kept in its state.json is not checked.)"""
+    trained = history.get("arguments", arguments)
+    if json.loads(json.dumps(trained)) != json.loads(json.dumps(arguments)):
+        raise ValueError(f"{run_dir} trained a network with arguments {trained}, this command builds {arguments}: "
+                         "give the run's --arguments")
 
 
 NEW_CHANNEL_SCALE = 1e-2   # a grown BatchNorm channel's weight: near silent, yet its gradients flow through the ReLU

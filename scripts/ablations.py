@@ -98,16 +98,17 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--teacher", "runs/teacher-soup.safetensors"],
     # spatial resolution at the same 93,920 numbers (strides hold no weights, so the shipped blocks fit as they are):
-    # the last two blocks kept at 8x8 instead of 4x4 (1.8x the multiply-adds), or the second block at 16x16 (1.6x)
+    # the last two blocks kept at 8x8 instead of 4x4 (1.8x the multiply-adds), or the second at 16x16 and the
+    # fourth at 8x8 (1.6x)
     "the student shipped at 133b8da with its last two blocks at 8x8 px (strides 1-2-1-1-1), then the same round": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--arguments", '{"strides": [1, 2, 1, 1, 1]}'],
-    "the student shipped at 133b8da with its second block at 16x16 px (strides 1-1-2-1-2), then the same round": [
+    "the student shipped at 133b8da with its second block at 16x16 px and its fourth at 8x8 (strides 1-1-2-1-2), then the same round": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--arguments", '{"strides": [1, 1, 2, 1, 2]}'],
     # a teacher with twice the resolution in every stage: the shipped soup without ResNet18's max-pool, 3 more epochs
     # (`python -m pokedemo.train teacher --init checkpoints/teacher.safetensors --arguments '{"stem_pool": false}'
-    # --render-p 0.7 --lr 1e-3 --epochs 3 --run-dir runs/teacher-nopool --out runs/teacher-nopool.safetensors`)
+    # --render-p 0.7 --lr 1e-3 --epochs 3 --threads 2 --run-dir runs/teacher-nopool --out runs/teacher-nopool.safetensors`)
     "the same round from the student shipped at 133b8da, distilled from the teacher without its max-pool": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--teacher", "runs/teacher-nopool.safetensors"],
@@ -182,7 +183,7 @@ def val_checks(folder: Path = Path("docs/results")) -> str:
 
 
 def student_mflops(flags: list[str]) -> float:
-    """The multiply-adds per 64 px picture (`compress.mflops`) of the student a row's flags build (its --arguments)."""
+    """The MFLOPs per 64 px picture (`compress.mflops`) of the student a row's flags build (its --arguments)."""
     arguments = json.loads(flags[flags.index("--arguments") + 1]) if "--arguments" in flags else {}
     return mflops(build_model("student", **arguments))
 

@@ -315,7 +315,7 @@ def test_a_soup_is_the_mean_of_its_ingredients_scored_on_val_and_refuses_misfits
     assert not (image_folder / "bad.safetensors").exists()
 
 
-def test_a_teacher_without_the_stem_pool_keeps_its_weights_sees_twice_the_resolution_and_records_it(image_folder):
+def test_a_teacher_without_the_stem_pool_keeps_its_weights_sees_twice_the_resolution_and_keeps_to_it(image_folder, capsys):
     pooled, unpooled = build_model("teacher", n_classes=3), build_model("teacher", n_classes=3, stem_pool=False)
     assert pooled.arguments == {"n_classes": 3} and unpooled.arguments == {"n_classes": 3, "stem_pool": False}
     unpooled.load_state_dict(pooled.state_dict())                       # the same weights fit
@@ -333,4 +333,15 @@ def test_a_teacher_without_the_stem_pool_keeps_its_weights_sees_twice_the_resolu
                        "--init", str(first), "--arguments", '{"stem_pool": false}', *TINY]) == 0
     model, card = load_checkpoint(second)
     assert card["arguments"] == {"n_classes": 3, "stem_pool": False} and isinstance(model.backbone.maxpool, torch.nn.Identity)
-    assert load_checkpoint(first)[1]["arguments"] == {"n_classes": 3}
+    model, card = load_checkpoint(first)
+    assert card["arguments"] == {"n_classes": 3} and isinstance(model.backbone.maxpool, torch.nn.MaxPool2d)
+    common = ["teacher", "--data", f"folder:{folder}", *TINY]
+    assert train_main([*common, "--run-dir", str(runs / "s"), "--out", str(image_folder / "s.safetensors"),
+                       "--soup", str(first), str(second)]) == 1                  # two networks do not average
+    for again in ("--resume", "--finish"):                                        # the run's own network, or none
+        assert train_main([*common, "--run-dir", str(runs / "n"), "--out", str(image_folder / "r.safetensors"),
+                           again]) == 1
+        assert "give the run's --arguments" in capsys.readouterr().err
+    assert not (image_folder / "s.safetensors").exists() and not (image_folder / "r.safetensors").exists()
+    with pytest.raises(ValueError, match="stem_pool"):
+        build_model("teacher", stem_pool="false")
