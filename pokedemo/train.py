@@ -258,9 +258,9 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         best_file, history_file = run_dir / "best.safetensors", run_dir / "state.json"
         if not best_file.exists() or not history_file.exists():
             raise FileNotFoundError(f"--finish needs {best_file} and {history_file} from an earlier run")
-        model.load_state_dict(load_file(str(best_file)))
         history = json.loads(history_file.read_text())
         _same_arguments(history, arguments, run_dir)
+        model.load_state_dict(load_file(str(best_file)))
         print(f"finishing {kind} from {run_dir}: stopped after epoch {history['epoch']} of {config.epochs}, "
               f"selected epoch {history.get('best_epoch')}")
         return finish(kind, model.cpu(), heads, data, args, config, arguments, {"world_size": 1} | history,
@@ -410,8 +410,8 @@ def _same_arguments(history: dict, arguments: dict, run_dir: Path) -> None:
     """--resume and --finish go on with the network the run trained: the max-pool and the strides hold no
     weights, so another network's `--arguments` would load its state without a complaint. (A run folder from
     before the arguments were kept in its state.json is not checked.)"""
-    trained = history.get("arguments", arguments)
-    if json.loads(json.dumps(trained)) != json.loads(json.dumps(arguments)):
+    trained = history.get("arguments", arguments)   # both JSON's types: the models keep their arguments as lists
+    if trained != arguments:
         raise ValueError(f"{run_dir} trained a network with arguments {trained}, this command builds {arguments}: "
                          "give the run's --arguments")
 
