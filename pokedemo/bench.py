@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .checkpoint import base_mean, load_checkpoint, record_card, record_scores
 from .config import CHECKPOINT_DIR, EpisodeConfig
 from .data.dataset import EpisodeSampler, SpriteDataset, split_species
-from .fewshot import centre, compute_prototypes, mean_ci95
+from .fewshot import FineTuneConfig, centre, compute_prototypes, mean_ci95
 from .models import build_model, embed_array, pick_device
 from .tracks import SUPPORT_VIEWS, TRACKS, TrackImages, track_accuracies
 
@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     curve.add_argument("--track", action="append", choices=TRACKS, help="repeatable; default: clean")
     curve.add_argument("--steps", type=int, nargs="+", default=[0, 5, 10, 20, 40])
     curve.add_argument("--threads", type=int, default=2)
+    curve.add_argument("--photo-copies", type=int, default=FineTuneConfig().photo_copies,
+                       help="of each step's augmented copies, how many show the supports rendered like photos "
+                            "(tasks with photo queries; default: the page's)")
     curve.add_argument("--out", type=Path, default=Path("docs/finetune-curve.json"))
     none = commands.add_parser("none-threshold", help='"none of these" thresholds, chosen on the val species')
     none.add_argument("--model", action="append", choices=("teacher", "student"), help="repeatable; default: both")
@@ -314,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             student, card = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
             val = SpriteDataset.load().subset(split_species()["val"])
             curve = fine_tune_curve(student, card, val, args.episodes, steps_list=args.steps,
-                                    tracks=args.track or ("clean",))
+                                    tracks=args.track or ("clean",), photo_copies=args.photo_copies)
             args.out.write_text(json.dumps({"command": "python -m pokedemo.bench " + " ".join(sys.argv[1:]),
                                             "curve": curve}, indent=1))
         else:

@@ -122,6 +122,8 @@ class FineTuneConfig:
     train_fraction: float = 0.5  # train only the last layers holding this fraction of the parameters
     seed: int = 0
     max_seconds: float = 0.0     # stop after this long, whatever the steps (0 = no limit)
+    photo_copies: int = 0        # of the augmented copies, how many show each support as one of its photo-like
+                                 # renderings when `fine_tune` is given them (`support_views`)
 
 
 def _last_parameters(model: torch.nn.Module, fraction: float) -> list[torch.nn.Parameter]:
@@ -151,7 +153,8 @@ class FineTuneResult:
 def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Tensor,
               config: FineTuneConfig = FineTuneConfig(), cancel: threading.Event | None = None,
               callback: Callable[[int, float], None] | None = None, snapshot_every: int = 0,
-              snapshot_images: Tensor | None = None, first_snapshot: Tensor | None = None) -> FineTuneResult:
+              snapshot_images: Tensor | None = None, first_snapshot: Tensor | None = None,
+              support_views: Tensor | None = None) -> FineTuneResult:
     """Fine-tune a private deep copy of `model` on the support set; the shared model is untouched.
 
     Each step: augmented views of every support image; prototypes from one view set, logits of
@@ -160,7 +163,15 @@ def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Te
     support_images: (n_support, 3, S, S) in [0, 1]; support_labels: (n_support,) in 0..n_way-1.
     snapshot_images: embedded every `snapshot_every` steps (and before step 0) into `snapshots`.
     first_snapshot: `model`'s embeddings of snapshot_images, when the caller has them (then not recomputed).
+    support_views: (K, n_support, 3, S, S) the supports rendered like phone photos (`tracks.support_views`, the
+    training backgrounds): the last `config.photo_copies` copies of each step show each support as one of them,
+    picked at random (colour changes only), against prototypes of the clean copy, so that photos of these
+    species come near their classes' sprites.
     """
+    if config.photo_copies < 0:
+        raise ValueError(f"photo_copies must be 0 or more, got {config.photo_copies}")
+    if support_views is not None and (support_views.dim() != 5 or support_views.shape[1:] != support_images.shape):
+        raise ValueError("support_views must be (K, n_support, 3, S, S): K renderings of each support picture")
     if first_snapshot is not None and (snapshot_images is None or len(first_snapshot) != len(snapshot_images)):
         raise ValueError("first_snapshot must be the model's embeddings of snapshot_images, one row a picture")
     started = time.perf_counter()
@@ -195,6 +206,12 @@ def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Te
             result.timed_out = True
             break
         views = augment(support_images.repeat(config.augment_copies + 1, 1, 1, 1), generator=generator)
+        photos = min(config.photo_copies, config.augment_copies) if support_views is not None else 0
+        if photos:
+            count = len(support_images)
+            pick = torch.randint(len(support_views), (photos, count), generator=generator)
+            rendered = support_views[pick, torch.arange(count)].flatten(0, 1)
+            views[len(views) - photos * count:] = augment(rendered, generator=generator, geometry=False, erase=False)
         embeddings = tuned.embed(views, flip_average=False).view(config.augment_copies + 1, len(support_images), -1)
         prototypes = compute_prototypes(embeddings[0], support_labels, n_way)
         logits = prototype_logits(embeddings[1:].reshape(-1, embeddings.shape[-1]), prototypes, config.temperature)

@@ -20,16 +20,20 @@ from .data.dataset import EpisodeSampler, SpriteDataset, split_species
 from .fewshot import FineTuneConfig, classify, episode_accuracies, fine_tune, mean_ci95
 from .models import build_model, count_parameters, embed_array, to_tensor
 from .bench import fewshot_rows
-from .tracks import render_pictures, track_sampler, track_views
+from .tracks import photo_flags, render_pictures, support_views, track_sampler, track_views
 
 FINE_TUNE_CURVE_STEPS = (0, 5, 10, 20, 40)
 
 
 def fine_tuned_accuracies(model, supports: np.ndarray, queries: np.ndarray, sampler: EpisodeSampler,
-                          config: FineTuneConfig, mean: torch.Tensor | None, desc: str) -> tuple[list[float], list[float]]:
+                          config: FineTuneConfig, mean: torch.Tensor | None, desc: str,
+                          views: np.ndarray | None = None, photo_queries: torch.Tensor | None = None
+                          ) -> tuple[list[float], list[float]]:
     """Per episode: fine-tune a copy on the support set, then classify the queries. (accuracies, seconds)
     supports, queries: (N, S, S, 3) uint8 tables the sampler's indices point into (the same pictures, seen
-    clean or photo-like)."""
+    clean or photo-like). views: (K, N, S, S, 3) the supports rendered like phone photos, with
+    photo_queries (N,) bool (which queries are photos): as the page does, they go to fine-tuning
+    (`FineTuneConfig.photo_copies`) and make the photo-ready prototypes, embedded by the tuned copy."""
     episode = sampler.config
     support_labels = torch.arange(episode.n_way).repeat_interleave(episode.n_shot)
     query_labels = torch.arange(episode.n_way).repeat_interleave(episode.n_query)
@@ -37,20 +41,31 @@ def fine_tuned_accuracies(model, supports: np.ndarray, queries: np.ndarray, samp
     for support, query, _ in tqdm(sampler, total=episode.episodes, desc=desc, file=sys.stderr):
         started = time.perf_counter()
         support_images, query_images = to_tensor(supports[support]), to_tensor(queries[query])
-        tuned = fine_tune(model, support_images, support_labels, config).model if config.steps else model
+        photos = photo_queries[query] if views is not None else None
+        support_views = None
+        if photos is not None and bool(photos.any()):
+            support_views = to_tensor(views[:, support].reshape(-1, *views.shape[2:])).view(
+                len(views), len(support), *support_images.shape[1:])
+        tuned = fine_tune(model, support_images, support_labels, config,
+                          support_views=support_views).model if config.steps else model
         with torch.inference_mode():
             support_embeddings, query_embeddings = tuned.embed(support_images), tuned.embed(query_images)
-        probabilities = classify(support_embeddings, support_labels, query_embeddings, mean)
+            view_embeddings = None if support_views is None else \
+                tuned.embed(support_views.flatten(0, 1)).view(len(views), len(support), -1)
+        probabilities = classify(support_embeddings, support_labels, query_embeddings, mean,
+                                 support_views=view_embeddings, photo_queries=photos)
         seconds.append(time.perf_counter() - started)
         accuracies.append((probabilities.argmax(1) == query_labels).float().mean().item())
     return accuracies, seconds
 
 
 def fine_tune_curve(student, card: dict, val: SpriteDataset, episodes: int, steps_list=FINE_TUNE_CURVE_STEPS,
-                    fractions=(1.0, 0.5), tracks=("clean",)) -> list[dict]:
+                    fractions=(1.0, 0.5), tracks=("clean",), photo_copies: int = 0) -> list[dict]:
     """Accuracy and seconds against steps (5-way 5-shot, the same episodes for every point of a track) on
     the VAL species, per robustness track (photo tracks rendered with the val pool): the curve picks the
-    default, so the novel species and the test backgrounds stay out of it."""
+    default, so the novel species and the test backgrounds stay out of it. Classified as the page does: the
+    photo track's queries (photos of sprites) against photo-ready prototypes (`tracks.support_views`),
+    which the fine-tuning also sees in `photo_copies` of its copies (`FineTuneConfig.photo_copies`)."""
     from .bench import track_images
 
     data = track_images(val)
@@ -60,17 +75,22 @@ def fine_tune_curve(student, card: dict, val: SpriteDataset, episodes: int, step
         if track.startswith("photo") and "photo" not in tables:
             tables["photo"] = render_pictures(val.images, val.alpha, "val", 0)
         support_view, query_view = track_views(track)
+        views = flags = None
+        if (support_view, query_view) == ("clean", "photo"):   # sprites as supports, photos as queries
+            views, flags = support_views(val.images, val.alpha), photo_flags(tables["photo"])
         for fraction in fractions:
             for steps in steps_list:
                 if steps == 0 and fraction != fractions[0]:
                     continue
                 sampler = track_sampler(data, track, 5, episodes)
+                config = FineTuneConfig(steps=steps, train_fraction=fraction, photo_copies=photo_copies)
                 accuracies, seconds = fine_tuned_accuracies(student, tables[support_view], tables[query_view], sampler,
-                                                            FineTuneConfig(steps=steps, train_fraction=fraction),
-                                                            base_mean(card), f"{track}: {steps} steps x {fraction}")
+                                                            config, base_mean(card), f"{track}: {steps} steps x {fraction}",
+                                                            views, flags)
                 accuracy, ci95 = mean_ci95(accuracies)
                 curve.append({"track": track, "steps": steps, "train_fraction": fraction, "accuracy": accuracy,
-                              "ci95": ci95, "seconds": float(np.median(seconds)), "episodes": episodes})
+                              "ci95": ci95, "seconds": float(np.median(seconds)), "episodes": episodes,
+                              "photo_ready": views is not None, "photo_copies": photo_copies if views is not None else 0})
                 print(json.dumps(curve[-1]), flush=True)
     return curve
 

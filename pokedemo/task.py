@@ -415,12 +415,17 @@ def refine(models: Models, result: TaskResult, fine_tune_steps: int = 5, fine_tu
     support_images = images[:len(result.support_labels)]
     support_labels = torch.from_numpy(result.support_labels)
     config = FineTuneConfig(steps=fine_tune_steps, max_seconds=MAX_FINE_TUNE_SECONDS)
+    views = None   # the supports rendered like photos, when the task has photo queries and the config uses them
+    if result.view_images is not None and config.photo_copies:
+        k, n = result.view_images.shape[:2]
+        views = to_tensor(result.view_images.reshape(k * n, *result.view_images.shape[2:])).view(
+            k, n, *support_images.shape[1:])
     tuned = fine_tune(models.student, support_images, support_labels, config, cancel,
                       callback=lambda step, loss: progress(0.2 + 0.6 * step / config.steps,
                                                            f"fine-tuning the student: step {step}/{config.steps}, "
                                                            f"loss {loss:.3f}"),
                       snapshot_every=snapshot_every, snapshot_images=images,
-                      first_snapshot=torch.from_numpy(result.embeddings["student"]))
+                      first_snapshot=torch.from_numpy(result.embeddings["student"]), support_views=views)
     result.cancelled, result.fine_tune_seconds = tuned.cancelled, tuned.seconds
     result.timed_out = tuned.timed_out
     result.snapshots = [s.numpy() for s in tuned.snapshots]
