@@ -44,14 +44,14 @@ def fine_tuned_accuracies(model, supports: np.ndarray, queries: np.ndarray, samp
         photos = photo_queries[query] if views is not None else None
         support_views = None
         if photos is not None and bool(photos.any()):
-            support_views = to_tensor(views[:, support].reshape(-1, *views.shape[2:])).view(
-                len(views), len(support), *support_images.shape[1:])
+            support_views = to_tensor(views[:, support].reshape(-1, *views.shape[2:])).unflatten(
+                0, (len(views), len(support)))
         tuned = fine_tune(model, support_images, support_labels, config,
                           support_views=support_views).model if config.steps else model
         with torch.inference_mode():
             support_embeddings, query_embeddings = tuned.embed(support_images), tuned.embed(query_images)
             view_embeddings = None if support_views is None else \
-                tuned.embed(support_views.flatten(0, 1)).view(len(views), len(support), -1)
+                tuned.embed(support_views.flatten(0, 1)).unflatten(0, support_views.shape[:2])
         probabilities = classify(support_embeddings, support_labels, query_embeddings, mean,
                                  support_views=view_embeddings, photo_queries=photos)
         seconds.append(time.perf_counter() - started)

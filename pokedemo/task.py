@@ -345,12 +345,20 @@ def prepare_views(result: TaskResult) -> None:
     result.view_images = views
 
 
-def _view_embeddings(result: TaskResult, model: Embedder) -> torch.Tensor | None:
+def _view_pictures(result: TaskResult) -> torch.Tensor | None:
+    """(K, n_support, 3, S, S): the supports' photo-like views as the models take them, None when there are none."""
     if result.view_images is None:
         return None
-    k, n, size = result.view_images.shape[:3]
+    k, n = result.view_images.shape[:2]
+    return to_tensor(result.view_images.reshape(k * n, *result.view_images.shape[2:])).unflatten(0, (k, n))
+
+
+def _view_embeddings(result: TaskResult, model: Embedder) -> torch.Tensor | None:
+    views = _view_pictures(result)
+    if views is None:
+        return None
     with torch.inference_mode():
-        return model.embed(to_tensor(result.view_images.reshape(k * n, size, size, 3))).view(k, n, -1)
+        return model.embed(views.flatten(0, 1)).unflatten(0, views.shape[:2])
 
 
 def _evaluate(result: TaskResult, key: str, model: Embedder, mean: torch.Tensor | None,
@@ -415,11 +423,8 @@ def refine(models: Models, result: TaskResult, fine_tune_steps: int = 5, fine_tu
     support_images = images[:len(result.support_labels)]
     support_labels = torch.from_numpy(result.support_labels)
     config = FineTuneConfig(steps=fine_tune_steps, max_seconds=MAX_FINE_TUNE_SECONDS)
-    views = None   # the supports rendered like photos, when the task has photo queries and the config uses them
-    if result.view_images is not None and config.photo_copies:
-        k, n = result.view_images.shape[:2]
-        views = to_tensor(result.view_images.reshape(k * n, *result.view_images.shape[2:])).view(
-            k, n, *support_images.shape[1:])
+    # the supports rendered like photos, when the task has photo queries and the config shows them to fine-tuning
+    views = _view_pictures(result) if config.photo_copies else None
     tuned = fine_tune(models.student, support_images, support_labels, config, cancel,
                       callback=lambda step, loss: progress(0.2 + 0.6 * step / config.steps,
                                                            f"fine-tuning the student: step {step}/{config.steps}, "

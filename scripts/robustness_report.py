@@ -34,10 +34,25 @@ def tracks_table(rows: list[dict]) -> list[str]:
 
 
 def curve_table(curve: list[dict]) -> list[str]:
-    lines = ["| track | steps | trained fraction | val 5-shot (%) | s per episode |", "|---|---|---|---|---|"]
+    lines = ["| track | prototypes | steps | trained fraction | photo copies | val 5-shot (%) | s per episode |",
+             "|---|---|---|---|---|---|---|"]
     for c in curve:
-        lines.append(f"| {c.get('track', 'clean')} | {c['steps']} | {c['train_fraction']} | "
+        lines.append(f"| {c.get('track', 'clean')} | {'photo-ready' if c.get('photo_ready') else 'plain'} | "
+                     f"{c['steps']} | {c['train_fraction']} | {c.get('photo_copies', 0)} | "
                      f"{100 * c['accuracy']:.2f} +- {100 * c['ci95']:.2f} | {c['seconds']:.2f} |")
+    return lines
+
+
+def photo_copies_section() -> list[str]:
+    """Fine-tuning that also shows the supports rendered like photos, against the same steps without them (the
+    photo track on the val species), from docs/results/finetune-photo-copies-*.json."""
+    files = sorted((ROOT / "docs/results").glob("finetune-photo-copies-*.json"))
+    if len(files) < 2:
+        return []
+    lines = ["## Fine-tuning on photo-like renderings of the supports (val species, photo track)", "",
+             "Made by " + ", ".join(f"`{json.loads(f.read_text())['command']}`" for f in files) +
+             " (the same episodes in each):", "", *curve_table([c for f in files for c in json.loads(f.read_text())["curve"]]),
+             ""]
     return lines
 
 
@@ -131,7 +146,8 @@ def main() -> None:
              "`--support-views`, below)." + looks_twice(rows), "",
              *views_section(), *flip_section(),
              "## Fine-tuning on the support set, per track (val species, val backgrounds)", "",
-             f"Made by `{curve_file['command']}`:", "", *curve_table(curve_file["curve"]), ""]
+             f"Made by `{curve_file['command']}`:", "", *curve_table(curve_file["curve"]), "",
+             *photo_copies_section()]
     if ablations.exists():
         lines += ["## How the student was made robust", "", "See [robust-ablations.md](robust-ablations.md).", ""]
     (ROOT / "docs/robustness.md").write_text("\n".join(lines))

@@ -436,6 +436,28 @@ def test_photo_queries_meet_photo_ready_prototypes_and_sprite_queries_do_not():
     assert [q.label for q in photo.pictures[photo.n_support:]] == photo.query_labels == plain.query_labels
 
 
+def test_fine_tuning_a_photo_task_sees_the_supports_photo_views_only_when_its_config_asks(monkeypatch):
+    import functools
+
+    from pokedemo import task
+    from pokedemo.fewshot import FineTuneConfig
+
+    *_, photo, _ = run_random_task(seed=4, steps=0, photo=True)
+    seen, fine_tune = [], task.fine_tune
+
+    def watched(*args, support_views=None, **kwargs):
+        seen.append(support_views)
+        return fine_tune(*args, support_views=support_views, **kwargs)
+
+    monkeypatch.setattr(task, "fine_tune", watched)
+    task.refine(app.MODELS, photo, 2)                                  # the shipped config: no photo copies
+    monkeypatch.setattr(task, "FineTuneConfig", functools.partial(FineTuneConfig, photo_copies=1))
+    tuned = task.refine(app.MODELS, photo, 2)
+    assert seen[0] is None and seen[1].shape == (4, photo.n_support, 3, 64, 64)
+    assert torch.equal(seen[1][2, 1], to_tensor(photo.view_images[2, 1:2])[0])   # view 2 of support 1
+    assert tuned.probabilities["student+fine-tune"].shape == photo.probabilities["student"].shape
+
+
 def test_the_later_phases_run_below_the_first_answers_priority_and_see_the_request_context():
     import contextvars
     import os
