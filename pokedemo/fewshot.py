@@ -122,8 +122,9 @@ class FineTuneConfig:
     train_fraction: float = 0.5  # train only the last layers holding this fraction of the parameters
     seed: int = 0
     max_seconds: float = 0.0     # stop after this long, whatever the steps (0 = no limit)
-    photo_copies: int = 0        # of the augmented copies, how many show each support as one of its photo-like
-                                 # renderings when `fine_tune` is given them (`support_views`)
+    photo_copies: int = 0        # of the augmented copies, how many (at most augment_copies) show each support as
+                                 # one of its photo-like renderings when `fine_tune` is given them (`support_views`);
+                                 # 0: on val it did not beat plain fine-tuning (docs/robustness.md)
 
 
 def _last_parameters(model: torch.nn.Module, fraction: float) -> list[torch.nn.Parameter]:
@@ -164,7 +165,8 @@ def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Te
     snapshot_images: embedded every `snapshot_every` steps (and before step 0) into `snapshots`.
     first_snapshot: `model`'s embeddings of snapshot_images, when the caller has them (then not recomputed).
     support_views: (K, n_support, 3, S, S) the supports rendered like phone photos (`tracks.support_views`, the
-    training backgrounds): the last `config.photo_copies` copies of each step show each support as one of them,
+    training backgrounds): the last `config.photo_copies` copies of each step (at most all the augmented ones)
+    show each support as one of them,
     picked at random (colour changes only), against prototypes of the clean copy, so that photos of these
     species come near their classes' sprites.
     """
