@@ -91,24 +91,38 @@ def _separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 
 class Student(Embedder):
-    """Depthwise-separable CNN: a stem, then separable blocks, global average pool, D = widths[-1].
+    """Depthwise-separable CNN: a stem, then separable blocks, a pool over the last map, D = widths[-1].
     Stem: `patch=0` is a 3x3 stride-2 conv (64 px -> 32); `patch=p` a pxp stride-p "patchify" conv
-    (64 px -> 64/p), which skips the costly high-resolution stage of many small depthwise ops."""
+    (64 px -> 64/p), which skips the costly high-resolution stage of many small depthwise ops.
+    Pool: `"mean"` the global average; `"attention"` a weighted average whose weights a 1x1 conv scores
+    from the map (a softmax over the positions, widths[-1] + 1 more numbers), so that the embedding may
+    leave out the background of a photo. Its scores start at 0: uniform weights, the global average."""
 
     def __init__(self, widths: tuple[int, ...] = (48, 64, 96, 128, 176, 216),
-                 strides: tuple[int, ...] = (1, 2, 1, 2, 1), patch: int = 4):
+                 strides: tuple[int, ...] = (1, 2, 1, 2, 1), patch: int = 4, pool: str = "mean"):
         super().__init__()
         if len(strides) != len(widths) - 1:
             raise ValueError(f"need one stride per block: {len(widths) - 1} blocks, {len(strides)} strides")
+        if pool not in ("mean", "attention"):
+            raise ValueError(f"pool is 'mean' or 'attention', not {pool!r}")
         stem = nn.Conv2d(3, widths[0], patch, patch, bias=False) if patch else nn.Conv2d(3, widths[0], 3, 2, 1, bias=False)
         layers = [stem, nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
         layers += [_separable(a, b, s) for a, b, s in zip(widths[:-1], widths[1:], strides)]
         self.body = nn.Sequential(*layers)
+        self.attention = nn.Conv2d(widths[-1], 1, 1) if pool == "attention" else None
+        if self.attention is not None:
+            nn.init.zeros_(self.attention.weight)
+            nn.init.zeros_(self.attention.bias)
         self.embedding_dim = widths[-1]
-        self.arguments = {"widths": list(widths), "strides": list(strides), "patch": patch}
+        self.arguments = {"widths": list(widths), "strides": list(strides), "patch": patch} | \
+            ({} if pool == "mean" else {"pool": pool})
 
     def features(self, x: Tensor) -> Tensor:
-        return self.body(x).mean(dim=(2, 3))
+        maps = self.body(x)
+        if self.attention is None:
+            return maps.mean(dim=(2, 3))
+        weights = torch.softmax(self.attention(maps).flatten(2), dim=-1)          # (N, 1, H*W)
+        return (maps.flatten(2) * weights).sum(dim=-1)
 
     def style_layers(self) -> list[nn.Module]:
         return [self.body[3], self.body[4]]          # the first two separable blocks

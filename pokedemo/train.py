@@ -423,12 +423,13 @@ def grow_into(model: torch.nn.Module, state: dict[str, Tensor]) -> None:
     """Load `state` into `model`, whose layers are as wide or wider (the same layers, more channels: Net2Net's
     growth, Chen et al. 2016). Each tensor fills the leading slice of the model's; the rest keep their fresh
     initialisation, except a grown BatchNorm channel, which starts at weight NEW_CHANNEL_SCALE and bias 0, so
-    its output after the ReLU is near 0 and the grown model embeds almost as the narrower one did."""
+    its output after the ReLU is near 0 and the grown model embeds almost as the narrower one did. Layers the
+    model has and `state` lacks (the student's attention pool) keep their fresh initialisation."""
     own = model.state_dict()
-    if own.keys() != state.keys():
-        raise ValueError(f"--init has other layers than this model: {sorted(own.keys() ^ state.keys())[:5]}")
+    if not state.keys() <= own.keys():
+        raise ValueError(f"--init has other layers than this model: {sorted(state.keys() - own.keys())[:5]}")
     norms = {name for name, module in model.named_modules() if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d))}
-    grown = {}
+    grown = {name: own[name] for name in own.keys() - state.keys()}
     for name, tensor in state.items():
         target = own[name].clone()
         if tensor.dim() != target.dim() or any(a > b for a, b in zip(tensor.shape, target.shape)):

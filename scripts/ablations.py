@@ -112,6 +112,15 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
     "the same round from the student shipped at 133b8da, distilled from the teacher without its max-pool": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--teacher", "runs/teacher-nopool.safetensors"],
+    # where to look: an attention pool (`models.Student`, pool "attention": a 1x1 conv scores each position of the
+    # last map, 217 more numbers) in place of the global average, so that a photo's background can be left out; its
+    # scores start at 0, so the round starts from the shipped student's embeddings exactly
+    "the student shipped at 133b8da with an attention pool, then the same round": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
+        "--init", "runs/student-133b8da.safetensors", "--arguments", '{"pool": "attention"}'],
+    "the student shipped at 133b8da with an attention pool, then the round with teacher targets on the clean picture": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "clean", "--lr", "1e-3",
+        "--init", "runs/student-133b8da.safetensors", "--arguments", '{"pool": "attention"}'],
 }
 # the teacher the robust rows were run with: the one shipped until the soup (`git show
 # 2ebfb6e:checkpoints/teacher.safetensors`, made by training.md's `--run-dir runs/teacher-robust2`)

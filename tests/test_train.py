@@ -345,3 +345,31 @@ def test_a_teacher_without_the_stem_pool_keeps_its_weights_sees_twice_the_resolu
     assert not (image_folder / "s.safetensors").exists() and not (image_folder / "r.safetensors").exists()
     with pytest.raises(ValueError, match="stem_pool"):
         build_model("teacher", stem_pool="false")
+
+
+def test_an_attention_pool_starts_as_the_global_average_then_weighs_the_positions(tmp_path):
+    from pokedemo.checkpoint import save_checkpoint
+    from pokedemo.compress import optimise_for_inference
+
+    torch.manual_seed(0)
+    plain = build_model("student", widths=[8, 16, 24], strides=[2, 1], patch=2).eval()
+    pooled = build_model("student", widths=[8, 16, 24], strides=[2, 1], patch=2, pool="attention").eval()
+    assert count_parameters(pooled) == count_parameters(plain) + 24 + 1
+    assert pooled.arguments["pool"] == "attention" and "pool" not in plain.arguments
+    grow_into(pooled, plain.state_dict())                 # the round's start: the mean-pool student's weights
+    pictures = torch.rand(6, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.allclose(pooled.embed(pictures), plain.embed(pictures), atol=1e-6)
+        pooled.attention.weight.normal_()                 # scores that differ by position: no longer the average
+        assert not torch.allclose(pooled.embed(pictures), plain.embed(pictures), atol=1e-3)
+        maps = pooled.body((pictures - 0.5) / 0.25)
+        weights = torch.softmax(pooled.attention(maps).flatten(2), dim=-1)
+        assert torch.allclose(pooled(pictures), (maps.flatten(2) * weights).sum(-1), atol=1e-5)
+        assert torch.allclose(optimise_for_inference(pooled).embed(pictures), pooled.embed(pictures), atol=1e-5)
+    path = save_checkpoint(pooled, tmp_path / "s.safetensors", {"architecture": "student",
+                                                                  "arguments": pooled.arguments})
+    loaded, _ = load_checkpoint(path)
+    with torch.inference_mode():
+        assert torch.equal(loaded.embed(pictures), pooled.embed(pictures))
+    with pytest.raises(ValueError, match="pool"):
+        build_model("student", pool="max")
