@@ -37,6 +37,12 @@ PHOTOS = {
     "test": [("sklearn", "datasets/images/flower.jpg"), ("gradio", "media_assets/images/lion.jpg")],
 }
 POOL_SEEDS = {"train": 101, "val": 202, "test": 303}  # each pool's own streams of colours and textures
+# Training may draw on more photographs (`extra_photos=True`): scikit-image's sample pictures (a requirement of
+# training, requirements-data.txt), scenes and natural textures; the val and test pools, and the page's
+# photo-ready views, never use them, so the page does not need scikit-image.
+EXTRA_TRAIN_PHOTOS = [("skimage", f"data/{name}") for name in (
+    "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg", "ihc.png",
+    "grass.png", "gravel.png", "brick.png")]
 
 
 @dataclass(frozen=True)
@@ -59,10 +65,13 @@ class RenderConfig:
     jpeg_quality: tuple[int, int] = (25, 90)
 
 
-def photo_paths(pool: str) -> list[Path]:
-    """The pool's photographs, found inside their packages without importing them."""
+def photo_paths(pool: str, extra: bool = False) -> list[Path]:
+    """The pool's photographs (with `extra`, the train pool's and `EXTRA_TRAIN_PHOTOS`), found inside their
+    packages without importing them."""
+    if extra and pool != "train":
+        raise ValueError("the extra photographs are for training only (the train pool)")
     paths = []
-    for package, relative in PHOTOS[pool]:
+    for package, relative in PHOTOS[pool] + (EXTRA_TRAIN_PHOTOS if extra else []):
         spec = importlib.util.find_spec(package)
         path = Path(next(iter(spec.submodule_search_locations))) / relative if spec else None
         if path is None or not path.exists():
@@ -107,15 +116,17 @@ def _dead_leaves(generator: torch.Generator, xs: Tensor, ys: Tensor, shapes: int
     return out
 
 
-def make_backgrounds(pool: str, count: int, size: int, seed: int = 0, leaves: bool = False) -> Tensor:
+def make_backgrounds(pool: str, count: int, size: int, seed: int = 0, leaves: bool = False,
+                     extra_photos: bool = False) -> Tensor:
     """`count` backgrounds of the pool, in equal shares solid, gradient, texture, photo crop, and dead leaves
-    when `leaves` (training only: the val and test pools never draw them): (count, 3, size, size)."""
+    when `leaves` (training only: the val and test pools never draw them): (count, 3, size, size).
+    extra_photos: photo crops from `EXTRA_TRAIN_PHOTOS` too (training only)."""
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got '{pool}'")
     if leaves and pool != "train":
         raise ValueError("dead-leaves backgrounds are for training only (the train pool)")
     generator = torch.Generator().manual_seed(POOL_SEEDS[pool] * 100_003 + seed)
-    photos = [np.asarray(Image.open(p).convert("RGB")) for p in photo_paths(pool)]
+    photos = [np.asarray(Image.open(p).convert("RGB")) for p in photo_paths(pool, extra_photos)]
     rand = lambda *shape: torch.rand(*shape, generator=generator)
     ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
     out = torch.empty(count, 3, size, size)

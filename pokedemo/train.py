@@ -54,6 +54,7 @@ class TrainConfig:
     colour: bool = True              # colour augmentation (hue, saturation, ...)
     render_p: float = 0.0            # share of training views rendered photo-like (`render`, train pool)
     leaves: bool = False             # dead-leaves backgrounds as a fifth kind in the training bank
+    more_photos: bool = False        # photo crops from scikit-image's pictures too (render.EXTRA_TRAIN_PHOTOS)
     mixstyle: float = 0.0            # probability of MixStyle per batch and early stage (`augment.MixStyle`)
     teacher_view: str = "clean"      # student: teacher targets on the clean image (once) or on the "same" view
     teacher_mirror: bool = False     # student: teacher targets from the picture and its mirror image, averaged
@@ -127,7 +128,7 @@ def training_views(images: Tensor, alpha: Tensor, config: TrainConfig, backgroun
 
 def epoch_backgrounds(epoch: int, config: TrainConfig) -> Tensor:
     """A fresh bank of training backgrounds each epoch (the train pool: never the val or test ones)."""
-    return make_backgrounds("train", 1024, 80, seed=epoch, leaves=config.leaves)
+    return make_backgrounds("train", 1024, 80, seed=epoch, leaves=config.leaves, extra_photos=config.more_photos)
 
 
 class StepViews(Dataset):

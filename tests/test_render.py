@@ -7,7 +7,7 @@ import torch
 
 from pokedemo.config import EpisodeConfig
 from pokedemo.data import EpisodeSampler
-from pokedemo.render import PHOTOS, RenderConfig, composite, make_backgrounds, render
+from pokedemo.render import EXTRA_TRAIN_PHOTOS, PHOTOS, RenderConfig, composite, make_backgrounds, photo_paths, render
 from pokedemo.tracks import TrackImages, render_pictures, track_accuracies
 
 
@@ -56,6 +56,19 @@ def test_pools_use_disjoint_photographs_and_different_backgrounds():
     assert not any(torch.allclose(a, b) for a in train for b in test)
     with pytest.raises(ValueError, match="pool"):
         make_backgrounds("novel", 4, 24)
+
+
+def test_the_extra_photographs_are_the_training_banks_alone_and_change_only_its_photo_crops():
+    extra = set(EXTRA_TRAIN_PHOTOS)
+    assert not extra & {photo for files in PHOTOS.values() for photo in files}
+    assert len(photo_paths("train", extra=True)) == len(PHOTOS["train"]) + len(extra)
+    classic, more = make_backgrounds("train", 64, 24, seed=2), make_backgrounds("train", 64, 24, seed=2, extra_photos=True)
+    kinds = torch.arange(64) % 4
+    assert torch.equal(classic[kinds == 0], more[kinds == 0])          # the solid colours are drawn as before
+    assert not torch.equal(classic[kinds == 3], more[kinds == 3])      # some crops now come from other photographs
+    for pool in ("val", "test"):
+        with pytest.raises(ValueError, match="training only"):
+            make_backgrounds(pool, 4, 24, extra_photos=True)
 
 
 def _track_images(n_species=6, sources=5, frames=3, size=24):
