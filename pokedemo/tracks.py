@@ -51,11 +51,12 @@ def _bank(pool: str, side: int, seed: int) -> Tensor:
 
 
 def render_pictures(images: np.ndarray, alpha: np.ndarray, pool: str, seed: int = 0,
-                    batch_size: int = 256) -> np.ndarray:
+                    batch_size: int = 256, backgrounds: Tensor | None = None) -> np.ndarray:
     """Photo-like versions of uint8 sprites (N, S, S, 3) + alpha (N, S, S), each then preprocessed as an
-    upload is; deterministic for a seed. returns (N, S, S, 3) uint8."""
+    upload is; deterministic for a seed. backgrounds: a bank to draw from instead of the pool's (e.g. one
+    kind of its backgrounds). returns (N, S, S, 3) uint8."""
     size = images.shape[1]
-    backgrounds = _bank(pool, max(BANK_SIDE, size), seed)
+    backgrounds = _bank(pool, max(BANK_SIDE, size), seed) if backgrounds is None else backgrounds
     generator = torch.Generator().manual_seed(seed)
     out = np.empty_like(images)
     for start in range(0, len(images), batch_size):

@@ -12,34 +12,15 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pokedemo.bench import model_embedder, track_images  # noqa: E402
 from pokedemo.data.dataset import SpriteDataset, split_species  # noqa: E402
 from pokedemo.fewshot import mean_ci95  # noqa: E402
-from pokedemo.images import to_model_image  # noqa: E402
-from pokedemo.models import to_tensor  # noqa: E402
-from pokedemo.render import make_backgrounds, render  # noqa: E402
-from pokedemo.tracks import BANK_SIDE, BANK_SIZE, SUPPORT_VIEWS, track_accuracies  # noqa: E402
+from pokedemo.render import make_backgrounds  # noqa: E402
+from pokedemo.tracks import BANK_SIDE, BANK_SIZE, SUPPORT_VIEWS, render_pictures, track_accuracies  # noqa: E402
 
 KINDS = ("solid", "gradient", "texture", "photo")   # make_backgrounds' order: entry k is of kind k % 4
-
-
-def render_on(images: np.ndarray, alpha: np.ndarray, backgrounds: torch.Tensor, seed: int = 0) -> np.ndarray:
-    """`tracks.render_pictures` with a given bank of backgrounds: rendered, then preprocessed as an upload."""
-    generator = torch.Generator().manual_seed(seed)
-    out = np.empty_like(images)
-    for start in range(0, len(images), 256):
-        sprites = to_tensor(images[start:start + 256])
-        masks = torch.from_numpy(alpha[start:start + 256]).float()[:, None] / 255
-        pictures = render(sprites, masks, backgrounds, generator).mul(255).round().to(torch.uint8)
-        for k, picture in enumerate(pictures.permute(0, 2, 3, 1).numpy()):
-            out[start + k] = to_model_image(Image.fromarray(picture), images.shape[1])
-    return out
 
 
 def main() -> int:
@@ -55,7 +36,7 @@ def main() -> int:
     cache = {"clean": embed(data.images)}
     rows = []
     for kind, name in enumerate(KINDS):
-        cache["photo_images"] = render_on(data.images, data.alpha, bank[kind::len(KINDS)])
+        cache["photo_images"] = render_pictures(data.images, data.alpha, "val", backgrounds=bank[kind::len(KINDS)])
         cache.pop("photo", None), cache.pop("photo_flags", None)     # the supports' views stay: they are the same
         accuracies = track_accuracies(embed, data, "photo", 5, args.episodes, 0, mean, pool="val", cache=cache,
                                       views=SUPPORT_VIEWS)
