@@ -1,0 +1,133 @@
+"""Test-time variants the page does not use, measured on the **val** species (val backgrounds) so that the
+choice is on record (docs/robustness.md). Each is compared with the page's classifier (`page`: centred
+embeddings, photo-ready prototypes, the card's mirror averaging) on the clean, photo and photo-both tracks,
+1- and 5-shot. The novel species and the test backgrounds play no part.
+
+- `zoom 0.85`: a picture the page takes for a photo (`images.is_photo`) is embedded as the normalised mean
+  of itself and its centre crop (85% of the side, resized back), the sprite a little larger;
+- `zoom 0.8 x5`: the same with five crops of 80% (centre and corners);
+- `align queries` (transductive): each episode's queries are shifted so that their mean is the supports'
+  mean, a correction of the shift between clean supports and photo queries;
+- `centre each side` (transductive): supports (and their photo-like views) and queries are each centred on
+  their own mean instead of the base species'.
+
+The transductive two read the episode's queries together, so they assume many queries spread over the
+classes, as the benchmark's 15 per class are; a visitor's queries need not be.
+
+    python scripts/inference_variants.py --model student [--episodes 300] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pokedemo.bench import model_embedder, track_images  # noqa: E402
+from pokedemo.data.dataset import SpriteDataset, split_species  # noqa: E402
+from pokedemo.fewshot import classify, mean_ci95  # noqa: E402
+from pokedemo.tracks import SUPPORT_VIEWS, photo_flags, track_accuracies, track_sampler, track_views  # noqa: E402
+
+TRACKS = ("clean", "photo", "photo-both")
+
+
+def crop_boxes(side: float, corners: bool) -> list[tuple[float, float, float, float]]:
+    """Crops (left, top, right, bottom, as fractions of the picture) of `side`: the centre, and the corners."""
+    centres = [(0.5, 0.5)] + ([(x, y) for x in (side / 2, 1 - side / 2) for y in (side / 2, 1 - side / 2)]
+                              if corners else [])
+    return [(x - side / 2, y - side / 2, x + side / 2, y + side / 2) for x, y in centres]
+
+
+def zoomed(embed, boxes):
+    """`embed` with photos embedded as the normalised mean of the picture and its crops (`boxes`)."""
+    def embed_zoomed(images: np.ndarray) -> torch.Tensor:
+        embeddings = embed(images).clone()
+        flags = photo_flags(images)
+        if not flags.any():
+            return embeddings
+        total = embeddings[flags]
+        for box in boxes:
+            crops = []
+            for image in images[flags.numpy()]:
+                picture, size = Image.fromarray(image), image.shape[0]
+                crop = picture.crop(tuple(round(v * size) for v in box))
+                crops.append(np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS)))
+            total = total + embed(np.stack(crops))
+        embeddings[flags] = F.normalize(total, dim=-1)
+        return embeddings
+    return embed_zoomed
+
+
+def transductive(data, track: str, n_shot: int, episodes: int, mean, cache: dict, how: str) -> list[float]:
+    """Per-episode accuracy with the episode's embeddings moved first (`how`: "align" or "each"), from the
+    embeddings `track_accuracies` left in `cache` (the page's photo-ready prototypes included)."""
+    sampler = track_sampler(data, track, n_shot, episodes, 0)
+    supports_view, queries_view = track_views(track)
+    photos = cache.get(f"{queries_view}_flags") if supports_view == "clean" else None
+    views = cache.get("views") if photos is not None and bool(photos.any()) else None
+    n_way, n_query = sampler.config.n_way, sampler.config.n_query
+    support_labels = torch.arange(n_way).repeat_interleave(n_shot)
+    query_labels = torch.arange(n_way).repeat_interleave(n_query)
+    accuracies = []
+    for support, query, _ in sampler:
+        s, q = cache[supports_view][support], cache[queries_view][query]
+        v = views[:, support] if views is not None else None
+        centring = mean
+        if how == "align":
+            q = F.normalize(q - q.mean(0) + s.mean(0), dim=-1)
+        else:
+            s, q, centring = F.normalize(s - s.mean(0), dim=-1), F.normalize(q - q.mean(0), dim=-1), None
+            v = F.normalize(v - v.mean(1, keepdim=True), dim=-1) if v is not None else None
+        probabilities = classify(s, support_labels, q, centring, support_views=v,
+                                 photo_queries=photos[query] if v is not None else None)
+        accuracies.append((probabilities.argmax(dim=1) == query_labels).float().mean().item())
+    return accuracies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="student", help="teacher | student | paper-student")
+    parser.add_argument("--checkpoint", type=Path, help="default: the shipped checkpoint of --model")
+    parser.add_argument("--episodes", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    data = track_images(SpriteDataset.load().subset(split_species()["val"]))
+    embed, mean, _ = model_embedder(args.model, args.checkpoint, True)
+    rows, rendered = [], {}
+
+    def record(variant: str, track: str, n_shot: int, accuracies: list[float]) -> None:
+        accuracy, ci95 = mean_ci95(accuracies)
+        rows.append({"model": args.model, "checkpoint": str(args.checkpoint or "shipped"), "variant": variant,
+                     "split": "val", "track": track, "n_shot": n_shot, "episodes": args.episodes,
+                     "accuracy": accuracy, "ci95": ci95})
+        print(f"{variant:>16} {track:>10} {n_shot}-shot: {100 * accuracy:.2f} +- {100 * ci95:.2f}", flush=True)
+
+    page_cache: dict = {}
+    for variant, embedder in (("page", embed), ("zoom 0.85", zoomed(embed, crop_boxes(0.85, False))),
+                              ("zoom 0.8 x5", zoomed(embed, crop_boxes(0.8, True)))):
+        cache = page_cache if variant == "page" else dict(rendered)   # the pictures are rendered once
+        for track in TRACKS:
+            for n_shot in (1, 5):
+                record(variant, track, n_shot, track_accuracies(embedder, data, track, n_shot, args.episodes, 0,
+                                                                mean, pool="val", cache=cache, views=SUPPORT_VIEWS))
+        rendered = {k: v for k, v in page_cache.items() if k in ("photo_images", "view_images")}
+    for variant, how in (("align queries", "align"), ("centre each side", "each")):
+        for track in TRACKS:
+            for n_shot in (1, 5):
+                record(variant, track, n_shot, transductive(data, track, n_shot, args.episodes, mean, page_cache, how))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
