@@ -122,8 +122,8 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "clean", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--arguments", '{"pool": "attention"}'],
     # on the val species the photo-crop backgrounds are the hard kind (5-shot photo track, the shipped student: solid
-    # 94.6, gradient 94.5, texture 91.9, photo 84.5; docs/results/background-kinds-student.json): more photographs to train on,
-    # nine of scikit-image's sample pictures besides the pool's four (`render.EXTRA_TRAIN_PHOTOS`)
+    # 94.6, gradient 94.5, texture 91.9, photo 84.5; docs/results/background-kinds-student.json): more photographs
+    # to train on, nine of scikit-image's sample pictures besides the pool's four (`render.EXTRA_TRAIN_PHOTOS`)
     "the same round from the student shipped at 133b8da, with scikit-image's photographs among the backgrounds": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--more-photos",
         "--init", "runs/student-133b8da.safetensors"],
