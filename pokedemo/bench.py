@@ -314,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "finetune-curve":
             from .scoreboard import fine_tune_curve
 
+            if args.photo_copies < 0 or min(args.steps) < 0:
+                raise ValueError("--photo-copies and --steps count things: 0 or more")
             student, card = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
             val = SpriteDataset.load().subset(split_species()["val"])
             curve = fine_tune_curve(student, card, val, args.episodes, steps_list=args.steps,

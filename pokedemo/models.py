@@ -95,7 +95,7 @@ class Student(Embedder):
     Stem: `patch=0` is a 3x3 stride-2 conv (64 px -> 32); `patch=p` a pxp stride-p "patchify" conv
     (64 px -> 64/p), which skips the costly high-resolution stage of many small depthwise ops.
     Pool: `"mean"` the global average; `"attention"` a weighted average whose weights a 1x1 conv scores
-    from the map (a softmax over the positions, widths[-1] + 1 more numbers), so that the embedding may
+    from the map (a softmax over the positions, widths[-1] more numbers), so that the embedding may
     leave out the background of a photo. Its scores start at 0: uniform weights, the global average."""
 
     def __init__(self, widths: tuple[int, ...] = (48, 64, 96, 128, 176, 216),
@@ -109,10 +109,10 @@ class Student(Embedder):
         layers = [stem, nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
         layers += [_separable(a, b, s) for a, b, s in zip(widths[:-1], widths[1:], strides)]
         self.body = nn.Sequential(*layers)
-        self.attention = nn.Conv2d(widths[-1], 1, 1) if pool == "attention" else None
+        # no bias: a softmax over the positions ignores a score added to all of them
+        self.attention = nn.Conv2d(widths[-1], 1, 1, bias=False) if pool == "attention" else None
         if self.attention is not None:
             nn.init.zeros_(self.attention.weight)
-            nn.init.zeros_(self.attention.bias)
         self.embedding_dim = widths[-1]
         self.arguments = {"widths": list(widths), "strides": list(strides), "patch": patch} | \
             ({} if pool == "mean" else {"pool": pool})

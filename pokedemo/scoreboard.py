@@ -20,7 +20,8 @@ from .data.dataset import EpisodeSampler, SpriteDataset, split_species
 from .fewshot import FineTuneConfig, classify, episode_accuracies, fine_tune, mean_ci95
 from .models import build_model, count_parameters, embed_array, to_tensor
 from .bench import fewshot_rows
-from .tracks import photo_flags, render_pictures, support_views, track_sampler, track_views
+from .tracks import (embed_views, photo_flags, render_pictures, support_views, track_sampler, track_views,
+                     view_tensor)
 
 FINE_TUNE_CURVE_STEPS = (0, 5, 10, 20, 40)
 
@@ -42,16 +43,12 @@ def fine_tuned_accuracies(model, supports: np.ndarray, queries: np.ndarray, samp
         started = time.perf_counter()
         support_images, query_images = to_tensor(supports[support]), to_tensor(queries[query])
         photos = photo_queries[query] if views is not None else None
-        support_views = None
-        if photos is not None and bool(photos.any()):
-            support_views = to_tensor(views[:, support].reshape(-1, *views.shape[2:])).unflatten(
-                0, (len(views), len(support)))
+        view_pictures = view_tensor(views[:, support]) if photos is not None and bool(photos.any()) else None
         tuned = fine_tune(model, support_images, support_labels, config,
-                          support_views=support_views).model if config.steps else model
+                          support_views=view_pictures).model if config.steps else model
         with torch.inference_mode():
             support_embeddings, query_embeddings = tuned.embed(support_images), tuned.embed(query_images)
-            view_embeddings = None if support_views is None else \
-                tuned.embed(support_views.flatten(0, 1)).unflatten(0, support_views.shape[:2])
+        view_embeddings = None if view_pictures is None else embed_views(tuned, view_pictures)
         probabilities = classify(support_embeddings, support_labels, query_embeddings, mean,
                                  support_views=view_embeddings, photo_queries=photos)
         seconds.append(time.perf_counter() - started)
@@ -84,13 +81,14 @@ def fine_tune_curve(student, card: dict, val: SpriteDataset, episodes: int, step
                     continue
                 sampler = track_sampler(data, track, 5, episodes)
                 config = FineTuneConfig(steps=steps, train_fraction=fraction, photo_copies=photo_copies)
-                accuracies, seconds = fine_tuned_accuracies(student, tables[support_view], tables[query_view], sampler,
-                                                            config, base_mean(card), f"{track}: {steps} steps x {fraction}",
-                                                            views, flags)
+                accuracies, seconds = fine_tuned_accuracies(
+                    student, tables[support_view], tables[query_view], sampler, config, base_mean(card),
+                    f"{track}: {steps} steps x {fraction}", views, flags)
                 accuracy, ci95 = mean_ci95(accuracies)
                 curve.append({"track": track, "steps": steps, "train_fraction": fraction, "accuracy": accuracy,
                               "ci95": ci95, "seconds": float(np.median(seconds)), "episodes": episodes,
-                              "photo_ready": views is not None, "photo_copies": photo_copies if views is not None else 0})
+                              "photo_ready": views is not None,
+                              "photo_copies": photo_copies if views is not None else 0})
                 print(json.dumps(curve[-1]), flush=True)
     return curve
 
@@ -228,10 +226,11 @@ def render_markdown(report: dict) -> str:
               *_passes_note(report.get("passes_per_picture", {})),
               "",
               "## Fine-tuning curve (student, 5-way 5-shot, on the val species: it picks the default)", "",
-              "| steps | trained fraction of parameters | val accuracy (%) | seconds per episode (fine-tune + embed 100 "
-              "images) |", "|---|---|---|---|"]
-    lines += [f"| {c.get('track', 'clean')}: {c['steps']} | {c['train_fraction']} | {100 * c['accuracy']:.2f} +- {100 * c['ci95']:.2f} "
-              f"| {c['seconds']:.2f} |" for c in report["fine_tune_curve"]]
+              "| steps | trained fraction of parameters | prototypes | val accuracy (%) | seconds per episode "
+              "(fine-tune + embed 100 images) |", "|---|---|---|---|---|"]
+    lines += [f"| {c.get('track', 'clean')}: {c['steps']} | {c['train_fraction']} | "
+              f"{'photo-ready' if c.get('photo_ready') else 'plain'} | {100 * c['accuracy']:.2f} +- "
+              f"{100 * c['ci95']:.2f} | {c['seconds']:.2f} |" for c in report["fine_tune_curve"]]
     lines += ["", f"Default fine-tuning steps: {report['fine_tune_default_steps']}.", "",
               "## Magnitude pruning (student, 5-way 5-shot)", "", "| sparsity | accuracy (%) |", "|---|---|"]
     lines += [f"| {p['sparsity']:.0%} | {100 * p['accuracy']:.2f} +- {100 * p['ci95']:.2f} |" for p in report["pruning"]]

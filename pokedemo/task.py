@@ -23,7 +23,7 @@ from .fewshot import (TEMPERATURE, FineTuneConfig, centre, compute_prototypes, f
                       similarities)
 from .images import is_photo, load_image, png_data_uri, to_model_image
 from .models import Embedder, Embedding, embed_array, to_tensor
-from .tracks import render_pictures, support_views
+from .tracks import embed_views, render_pictures, support_views, view_tensor
 
 MAX_WAY, MAX_SHOT, MAX_QUERY = 10, 10, 50
 MAX_STEPS = 100                       # fine-tuning steps a visitor may ask for
@@ -347,18 +347,12 @@ def prepare_views(result: TaskResult) -> None:
 
 def _view_pictures(result: TaskResult) -> torch.Tensor | None:
     """(K, n_support, 3, S, S): the supports' photo-like views as the models take them, None when there are none."""
-    if result.view_images is None:
-        return None
-    k, n = result.view_images.shape[:2]
-    return to_tensor(result.view_images.reshape(k * n, *result.view_images.shape[2:])).unflatten(0, (k, n))
+    return None if result.view_images is None else view_tensor(result.view_images)
 
 
 def _view_embeddings(result: TaskResult, model: Embedder) -> torch.Tensor | None:
     views = _view_pictures(result)
-    if views is None:
-        return None
-    with torch.inference_mode():
-        return model.embed(views.flatten(0, 1)).unflatten(0, views.shape[:2])
+    return None if views is None else embed_views(model, views)
 
 
 def _evaluate(result: TaskResult, key: str, model: Embedder, mean: torch.Tensor | None,

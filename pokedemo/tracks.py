@@ -74,6 +74,18 @@ def support_views(images: np.ndarray, alpha: np.ndarray, views: int = SUPPORT_VI
     return np.stack([render_pictures(images, alpha, "train", 1000 + k) for k in range(views)])
 
 
+def view_tensor(view_images: np.ndarray) -> Tensor:
+    """(K, N, S, S, 3) uint8 photo-like views (`support_views`) -> (K, N, 3, S, S) as the models take them."""
+    k, n = view_images.shape[:2]
+    return to_tensor(view_images.reshape(k * n, *view_images.shape[2:])).unflatten(0, (k, n))
+
+
+def embed_views(model, views: Tensor) -> Tensor:
+    """(K, N, 3, S, S) views (`view_tensor`) -> (K, N, D): their embeddings by `model` (an `Embedder`)."""
+    with torch.inference_mode():
+        return model.embed(views.flatten(0, 1)).unflatten(0, views.shape[:2])
+
+
 def photo_flags(images: np.ndarray) -> Tensor:
     """(N,) bool: which preprocessed pictures are photos (`images.is_photo`), as the page decides."""
     return torch.tensor([is_photo(Image.fromarray(image)) for image in images], dtype=torch.bool)

@@ -418,6 +418,7 @@ def _same_arguments(history: dict, arguments: dict, run_dir: Path) -> None:
 
 
 NEW_CHANNEL_SCALE = 1e-2   # a grown BatchNorm channel's weight: near silent, yet its gradients flow through the ReLU
+FRESH_LAYERS = ("attention",)   # layers a model may have that its --init lacks: they start as models.py makes them
 
 
 def grow_into(model: torch.nn.Module, state: dict[str, Tensor]) -> None:
@@ -425,10 +426,13 @@ def grow_into(model: torch.nn.Module, state: dict[str, Tensor]) -> None:
     growth, Chen et al. 2016). Each tensor fills the leading slice of the model's; the rest keep their fresh
     initialisation, except a grown BatchNorm channel, which starts at weight NEW_CHANNEL_SCALE and bias 0, so
     its output after the ReLU is near 0 and the grown model embeds almost as the narrower one did. Layers the
-    model has and `state` lacks (the student's attention pool) keep their fresh initialisation."""
+    model has and `state` lacks are refused, except FRESH_LAYERS (the student's attention pool, which starts
+    as the global average): they keep their fresh initialisation."""
     own = model.state_dict()
-    if not state.keys() <= own.keys():
-        raise ValueError(f"--init has other layers than this model: {sorted(state.keys() - own.keys())[:5]}")
+    lacking = sorted(name for name in own.keys() - state.keys() if name.split(".", 1)[0] not in FRESH_LAYERS)
+    if not state.keys() <= own.keys() or lacking:
+        raise ValueError(f"--init has other layers than this model: {sorted(state.keys() - own.keys())[:5]} "
+                         f"it has not, {lacking[:5]} it lacks")
     norms = {name for name, module in model.named_modules() if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d))}
     grown = {name: own[name] for name in own.keys() - state.keys()}
     for name, tensor in state.items():

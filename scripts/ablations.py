@@ -113,7 +113,7 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-133b8da.safetensors", "--teacher", "runs/teacher-nopool.safetensors"],
     # where to look: an attention pool (`models.Student`, pool "attention": a 1x1 conv scores each position of the
-    # last map, 217 more numbers) in place of the global average, so that a photo's background can be left out; its
+    # last map, 216 more numbers) in place of the global average, so that a photo's background can be left out; its
     # scores start at 0, so the round starts from the shipped student's embeddings exactly
     "the student shipped at 133b8da with an attention pool, then the same round": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",

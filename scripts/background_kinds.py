@@ -37,7 +37,8 @@ def main() -> int:
     rows = []
     for kind, name in enumerate(KINDS):
         cache["photo_images"] = render_pictures(data.images, data.alpha, "val", backgrounds=bank[kind::len(KINDS)])
-        cache.pop("photo", None), cache.pop("photo_flags", None)     # the supports' views stay: they are the same
+        cache.pop("photo", None)            # the supports' views stay: they are the same
+        cache.pop("photo_flags", None)
         accuracies = track_accuracies(embed, data, "photo", 5, args.episodes, 0, mean, pool="val", cache=cache,
                                       views=SUPPORT_VIEWS)
         accuracy, ci95 = mean_ci95(accuracies)

@@ -51,8 +51,8 @@ def photo_copies_section() -> list[str]:
         return []
     lines = ["## Fine-tuning on photo-like renderings of the supports (val species, photo track)", "",
              "Made by " + ", ".join(f"`{json.loads(f.read_text())['command']}`" for f in files) +
-             " (the same episodes in each):", "", *curve_table([c for f in files for c in json.loads(f.read_text())["curve"]]),
-             ""]
+             " (the same episodes in each):", "",
+             *curve_table([c for f in files for c in json.loads(f.read_text())["curve"]]), ""]
     return lines
 
 
@@ -150,6 +150,9 @@ def main() -> None:
              *photo_copies_section()]
     if ablations.exists():
         lines += ["## How the student was made robust", "", "See [robust-ablations.md](robust-ablations.md).", ""]
+    lines += ["## What the photo tracks still miss", "",
+              "See [photo-gap.md](photo-gap.md): which backgrounds cost the most, what was tried against it, and "
+              "the test-time variants the page does not use.", ""]
     (ROOT / "docs/robustness.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

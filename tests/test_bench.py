@@ -69,6 +69,13 @@ def test_several_models_with_one_checkpoint_is_refused(data_root, capsys, tmp_pa
     assert "exactly one --model" in capsys.readouterr().err
 
 
+def test_a_negative_count_for_the_fine_tuning_curve_is_refused_before_any_work(data_root, capsys, tmp_path):
+    out = tmp_path / "curve.json"
+    for flags in (["--photo-copies", "-1"], ["--steps", "0", "-5"]):
+        assert bench_main(["finetune-curve", *flags, "--out", str(out)]) == 1
+        assert "0 or more" in capsys.readouterr().err and not out.exists()
+
+
 def test_a_missing_dataset_is_a_clear_error(data_root, capsys):
     assert bench_main(["fewshot", "--model", "pixels", "--episodes", "5"]) == 1
     assert "python -m pokedemo.data prepare" in capsys.readouterr().err

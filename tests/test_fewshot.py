@@ -102,13 +102,15 @@ def test_fine_tuning_shows_the_supports_photo_renderings_in_the_copies_the_confi
     images, labels = _support()
     views = torch.rand(4, *images.shape, generator=torch.Generator().manual_seed(2))
     losses = {}
-    for name, photo_copies, given in (("plain", 0, None), ("unused", 0, views), ("one", 1, views), ("two", 2, views)):
+    for name, photo_copies, given in (("plain", 0, None), ("unused", 0, views), ("one", 1, views), ("two", 2, views),
+                                      ("five", 5, views)):
         torch.manual_seed(0)
         model = build_model("student").eval()
         losses[name] = fine_tune(model, images, labels, FineTuneConfig(steps=3, photo_copies=photo_copies),
                                  support_views=given).losses
     assert losses["unused"] == losses["plain"]          # no photo copies asked: the renderings are not used
     assert losses["one"] != losses["plain"] and losses["two"] != losses["one"]
+    assert losses["five"] == losses["two"]              # capped at the augmented copies (2): each of them a rendering
     model = build_model("student").eval()
     with pytest.raises(ValueError, match="K renderings of each support"):
         fine_tune(model, images, labels, FineTuneConfig(steps=1, photo_copies=1), support_views=views[:, :-1])

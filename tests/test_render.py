@@ -62,7 +62,8 @@ def test_the_extra_photographs_are_the_training_banks_alone_and_change_only_its_
     extra = set(EXTRA_TRAIN_PHOTOS)
     assert not extra & {photo for files in PHOTOS.values() for photo in files}
     assert len(photo_paths("train", extra=True)) == len(PHOTOS["train"]) + len(extra)
-    classic, more = make_backgrounds("train", 64, 24, seed=2), make_backgrounds("train", 64, 24, seed=2, extra_photos=True)
+    classic = make_backgrounds("train", 64, 24, seed=2)
+    more = make_backgrounds("train", 64, 24, seed=2, extra_photos=True)
     kinds = torch.arange(64) % 4
     assert torch.equal(classic[kinds == 0], more[kinds == 0])          # the solid colours are drawn as before
     assert not torch.equal(classic[kinds == 3], more[kinds == 3])      # some crops now come from other photographs

@@ -267,6 +267,10 @@ def test_a_grown_student_embeds_almost_as_the_narrower_one_and_a_run_grows_from_
         grow_into(narrow, wide.state_dict())
     with pytest.raises(ValueError, match="other layers"):
         grow_into(build_model("student", widths=[8, 16], strides=[2], patch=2), narrow.state_dict())
+    with pytest.raises(ValueError, match="other layers"):     # deeper: its last block would stay random
+        grow_into(build_model("student", widths=[8, 16, 24, 32], strides=[2, 1, 1], patch=2), narrow.state_dict())
+    with pytest.raises(ValueError, match="other layers"):
+        grow_into(narrow, {})
     folder, runs = image_folder / "folder", image_folder / "runs"
     teacher_file, narrow_file = image_folder / "teacher.safetensors", image_folder / "narrow.safetensors"
     assert train_main(["teacher", "--data", f"folder:{folder}", "--run-dir", str(runs / "t"), "--out",
@@ -354,7 +358,7 @@ def test_an_attention_pool_starts_as_the_global_average_then_weighs_the_position
     torch.manual_seed(0)
     plain = build_model("student", widths=[8, 16, 24], strides=[2, 1], patch=2).eval()
     pooled = build_model("student", widths=[8, 16, 24], strides=[2, 1], patch=2, pool="attention").eval()
-    assert count_parameters(pooled) == count_parameters(plain) + 24 + 1
+    assert count_parameters(pooled) == count_parameters(plain) + 24
     assert pooled.arguments["pool"] == "attention" and "pool" not in plain.arguments
     grow_into(pooled, plain.state_dict())                 # the round's start: the mean-pool student's weights
     pictures = torch.rand(6, 3, 32, 32)
