@@ -75,3 +75,21 @@ def relation_loss(student_embedding: Tensor, teacher_embedding: Tensor) -> Tenso
     difference = student @ student.T - teacher @ teacher.T
     off_diagonal = ~torch.eye(len(student), dtype=torch.bool, device=student.device)
     return difference[off_diagonal].pow(2).mean()
+
+
+def attention_map(maps: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, H*W): where a network looks, the mean over channels of the squared activations,
+    L2-normalised (attention transfer, Zagoruyko and Komodakis 2017)."""
+    return F.normalize(maps.float().pow(2).mean(dim=1).flatten(1), dim=-1)
+
+
+def attention_transfer_loss(student_maps: Tensor, teacher_maps: Tensor) -> Tensor:
+    """Mean squared distance between the student's and the teacher's attention maps (`attention_map`), the
+    larger map average-pooled to the smaller one's side: the student learns where the teacher looks (on a
+    photo: the sprite more than its background). student_maps: (B, C_s, H, W), teacher_maps: (B, C_t, H', W')."""
+    if len(student_maps) != len(teacher_maps):
+        raise ValueError(f"{len(student_maps)} student maps for {len(teacher_maps)} teacher maps")
+    side = min(student_maps.shape[-1], teacher_maps.shape[-1])
+    student = attention_map(F.adaptive_avg_pool2d(student_maps, side))
+    teacher = attention_map(F.adaptive_avg_pool2d(teacher_maps.float(), side))
+    return (student - teacher).pow(2).sum(dim=1).mean()

@@ -55,6 +55,10 @@ class Embedder(nn.Module):
         rather than its content: where MixStyle mixes feature statistics in training (`augment.MixStyle`)."""
         raise NotImplementedError
 
+    def attention_layer(self) -> nn.Module:
+        """The module whose output maps (B, C, H, W) attention transfer compares (`losses.attention_transfer_loss`)."""
+        raise NotImplementedError(f"{type(self).__name__} names no layer for attention transfer")
+
 
 class Teacher(Embedder):
     """torchvision ResNet18 with its stock stem (7x7 stride 2 + max-pool): at 64 px the last
@@ -81,6 +85,9 @@ class Teacher(Embedder):
 
     def style_layers(self) -> list[nn.Module]:
         return [self.backbone.layer1, self.backbone.layer2]
+
+    def attention_layer(self) -> nn.Module:
+        return self.backbone.layer3       # 4x4 at 64 px with the max-pool: the side of the student's last maps
 
 
 def _separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -126,6 +133,9 @@ class Student(Embedder):
 
     def style_layers(self) -> list[nn.Module]:
         return [self.body[3], self.body[4]]          # the first two separable blocks
+
+    def attention_layer(self) -> nn.Module:
+        return self.body                  # the last maps, before the pool
 
 
 class PaperStudent(Embedder):

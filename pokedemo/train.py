@@ -32,7 +32,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data.external import TrainData, image_files, load_train_data
 from .data.stream import BalancedBatches, FolderImages, in_order, loader, unlabeled_batches
 from .fewshot import mean_ci95
-from .losses import distillation_loss, kd_kl, relation_loss, supcon_loss
+from .losses import attention_transfer_loss, distillation_loss, kd_kl, relation_loss, supcon_loss
 from .models import NORMALISATION, Embedder, TrainingHeads, build_model, count_parameters, embed_array, pick_device
 from .render import make_backgrounds, render
 from .tracks import TRACKS, TrackImages, track_accuracies
@@ -59,6 +59,8 @@ class TrainConfig:
     teacher_view: str = "clean"      # student: teacher targets on the clean image (once) or on the "same" view
     teacher_mirror: bool = False     # student: teacher targets from the picture and its mirror image, averaged
     relation: float = 0.0            # student: weight of the relational term (`losses.relation_loss`)
+    attention: float = 0.0           # student: weight of attention transfer from the teacher's maps of the same
+                                     # view (`losses.attention_transfer_loss`); needs teacher_view "same"
     val_episodes: int = 300
     steps_per_epoch: int = 0         # 0 = one pass over the training images
     seed: int = 0
@@ -196,6 +198,17 @@ def _restore(state: dict, model, heads, optimiser) -> None:
     optimiser.load_state_dict(optim_state)
 
 
+class MapTap:
+    """The output of a module's last forward (a forward hook): the feature maps attention transfer compares."""
+
+    def __init__(self, module: nn.Module):
+        self.maps: Tensor | None = None
+        module.register_forward_hook(self._keep)
+
+    def _keep(self, module: nn.Module, inputs, output: Tensor) -> None:
+        self.maps = output
+
+
 class TrainStep(nn.Module):
     """The model and its training heads behind one forward, so DistributedDataParallel keeps all of them in
     step. returns: features (B, D), projected (B, 1, P) L2-normalised, logits (B, n_classes), to_teacher or None."""
@@ -271,6 +284,12 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         if teacher is not None:
             teacher.to(memory_format=torch.channels_last)
     mixstyle = MixStyle(model, config.mixstyle) if config.mixstyle > 0 else None
+    taps = None
+    if config.attention:
+        if kind != "student" or config.teacher_view != "same":
+            raise ValueError("--attention is for a student with --teacher-view same: the teacher's maps of the "
+                             "student's own view")
+        taps = {"student": MapTap(model.attention_layer()), "teacher": MapTap(teacher.attention_layer())}
     engine = distributed.wrap(TrainStep(model, heads, kind), ranks, device)
     if args.compile:
         engine = torch.compile(engine)
@@ -356,6 +375,9 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
                                              config.beta)
                     if config.relation:
                         loss = loss + config.relation * relation_loss(features.float(), target_embeddings)
+                    if taps is not None:   # both maps are of this batch: the student's step, then the teacher's
+                        loss = loss + config.attention * attention_transfer_loss(taps["student"].maps,
+                                                                                 taps["teacher"].maps)
                     if unlabeled is not None:  # unlabeled images learn from the teacher's outputs alone
                         u_pictures, _, _, u_index = next(unlabeled)
                         u_features = model(_to_device(augment(u_pictures.float().div_(255), generator=generator),

@@ -127,6 +127,15 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
     "the same round from the student shipped at 133b8da, with scikit-image's photographs among the backgrounds": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--more-photos",
         "--init", "runs/student-133b8da.safetensors"],
+    # where the teacher looks: attention transfer from its layer3 maps (4x4) to the student's last maps (4x4) on
+    # the same view (`losses.attention_transfer_loss`); at the start of the round the term is about 0.5 (of 2 at
+    # most) on both clean and photo-like pictures: the two look at different places
+    "+ attention transfer (weight 2), the same round from the student shipped at 133b8da": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--attention", "2",
+        "--init", "runs/student-133b8da.safetensors"],
+    "+ attention transfer (weight 10), the same round from the student shipped at 133b8da": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--attention", "10",
+        "--init", "runs/student-133b8da.safetensors"],
 }
 # the teacher the robust rows were run with: the one shipped until the soup (`git show
 # 2ebfb6e:checkpoints/teacher.safetensors`, made by training.md's `--run-dir runs/teacher-robust2`)

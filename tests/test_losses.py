@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pokedemo.losses import distillation_loss, kd_kl, relation_loss, supcon_loss
+from pokedemo.losses import attention_transfer_loss, distillation_loss, kd_kl, relation_loss, supcon_loss
 
 
 def supcon_double_loop(features, labels, temperature):
@@ -78,3 +78,19 @@ def test_relation_loss_compares_distances_not_coordinates():
     assert torch.isclose(relation_loss(different, teacher), manual)   # the diagonal (always 1 = 1) left out
     with pytest.raises(ValueError, match="rows"):
         relation_loss(teacher[:4], teacher)
+
+
+def test_attention_transfer_compares_where_the_maps_are_strong_not_their_channels_or_scale():
+    torch.manual_seed(0)
+    student = torch.rand(3, 6, 4, 4)
+    same_look = 5 * student.repeat(1, 3, 1, 1)                               # more channels, another scale
+    assert attention_transfer_loss(student, same_look) < 1e-10
+    finer = F.interpolate(student, scale_factor=2, mode="nearest")            # 8x8: pooled back to 4x4
+    assert attention_transfer_loss(student, finer) < 1e-10
+    elsewhere = torch.zeros(3, 6, 4, 4)
+    elsewhere[:, :, 0, 0] = 1                                                 # all in one corner
+    expected = (F.normalize(student.pow(2).mean(1).flatten(1), dim=1)
+                - F.normalize(elsewhere.pow(2).mean(1).flatten(1), dim=1)).pow(2).sum(1).mean()
+    assert torch.isclose(attention_transfer_loss(student, elsewhere), expected) and expected > 0.1
+    with pytest.raises(ValueError, match="maps"):
+        attention_transfer_loss(student[:2], student)

@@ -245,6 +245,13 @@ def test_teacher_targets_with_the_mirror_image_average_both_looks_and_runs_recor
                        str(runs / "r"), "--out", str(image_folder / "relation.safetensors"), "--relation", "5",
                        "--arguments", '{"widths": [16, 32], "strides": [2], "patch": 2}', *TINY]) == 0
     assert load_checkpoint(image_folder / "relation.safetensors")[1]["config"]["relation"] == 5
+    looks = ["--arguments", '{"widths": [16, 32], "strides": [2], "patch": 2}', "--attention", "50", *TINY]
+    assert train_main(["student", "--teacher", str(teacher_file), "--data", f"folder:{folder}", "--run-dir",
+                       str(runs / "a"), "--out", str(image_folder / "looks.safetensors"), "--teacher-view", "same",
+                       *looks]) == 0
+    assert load_checkpoint(image_folder / "looks.safetensors")[1]["config"]["attention"] == 50
+    assert train_main(["student", "--teacher", str(teacher_file), "--data", f"folder:{folder}", "--run-dir",
+                       str(runs / "b"), "--out", str(image_folder / "b.safetensors"), *looks]) == 1   # clean view
 
 
 def test_a_grown_student_embeds_almost_as_the_narrower_one_and_a_run_grows_from_it(image_folder):
