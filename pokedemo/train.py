@@ -203,10 +203,14 @@ class MapTap:
 
     def __init__(self, module: nn.Module):
         self.maps: Tensor | None = None
-        module.register_forward_hook(self._keep)
+        self.handle = module.register_forward_hook(self._keep)
 
     def _keep(self, module: nn.Module, inputs, output: Tensor) -> None:
         self.maps = output
+
+    def remove(self) -> None:
+        self.handle.remove()
+        self.maps = None
 
 
 class TrainStep(nn.Module):
@@ -285,10 +289,7 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
             teacher.to(memory_format=torch.channels_last)
     mixstyle = MixStyle(model, config.mixstyle) if config.mixstyle > 0 else None
     taps = None
-    if config.attention:
-        if kind != "student" or config.teacher_view != "same":
-            raise ValueError("--attention is for a student with --teacher-view same: the teacher's maps of the "
-                             "student's own view")
+    if config.attention:   # `main` refused it without --teacher-view same
         taps = {"student": MapTap(model.attention_layer()), "teacher": MapTap(teacher.attention_layer())}
     engine = distributed.wrap(TrainStep(model, heads, kind), ranks, device)
     if args.compile:
@@ -376,8 +377,9 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
                     if config.relation:
                         loss = loss + config.relation * relation_loss(features.float(), target_embeddings)
                     if taps is not None:   # both maps are of this batch: the student's step, then the teacher's
-                        loss = loss + config.attention * attention_transfer_loss(taps["student"].maps,
-                                                                                 taps["teacher"].maps)
+                        # (with --teacher-mirror the teacher saw the batch, then its mirror image: the first half)
+                        loss = loss + config.attention * attention_transfer_loss(
+                            taps["student"].maps, taps["teacher"].maps[:len(batch)])
                     if unlabeled is not None:  # unlabeled images learn from the teacher's outputs alone
                         u_pictures, _, _, u_index = next(unlabeled)
                         u_features = model(_to_device(augment(u_pictures.float().div_(255), generator=generator),
@@ -416,6 +418,8 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         distributed.barrier(ranks)
     if mixstyle is not None:
         mixstyle.remove()
+    for tap in (taps or {}).values():
+        tap.remove()
     agree = distributed.weights_agree(model, ranks)
     if not ranks.main:
         return None
@@ -451,10 +455,12 @@ def grow_into(model: torch.nn.Module, state: dict[str, Tensor]) -> None:
     model has and `state` lacks are refused, except FRESH_LAYERS (the student's attention pool, which starts
     as the global average): they keep their fresh initialisation."""
     own = model.state_dict()
+    extra = sorted(state.keys() - own.keys())
     lacking = sorted(name for name in own.keys() - state.keys() if name.split(".", 1)[0] not in FRESH_LAYERS)
-    if not state.keys() <= own.keys() or lacking:
-        raise ValueError(f"--init has other layers than this model: {sorted(state.keys() - own.keys())[:5]} "
-                         f"it has not, {lacking[:5]} it lacks")
+    if extra:
+        raise ValueError(f"--init has other layers than this model: {extra[:5]}")
+    if lacking:
+        raise ValueError(f"--init lacks layers of this model: {lacking[:5]}")
     norms = {name for name, module in model.named_modules() if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d))}
     grown = {name: own[name] for name in own.keys() - state.keys()}
     for name, tensor in state.items():
@@ -581,6 +587,10 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     if config.teacher_view not in ("clean", "same"):
         print(f"error: --teacher-view must be clean or same, got '{config.teacher_view}'", file=sys.stderr)
+        return 2
+    if config.attention < 0 or (config.attention and (args.kind != "student" or config.teacher_view != "same")):
+        print("error: --attention is a weight of 0 or more, for a student with --teacher-view same (the teacher's "
+              "maps of the student's own view)", file=sys.stderr)
         return 2
     try:
         train(args.kind, args, config)

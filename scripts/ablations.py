@@ -128,8 +128,7 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--more-photos",
         "--init", "runs/student-133b8da.safetensors"],
     # where the teacher looks: attention transfer from its layer3 maps (4x4) to the student's last maps (4x4) on
-    # the same view (`losses.attention_transfer_loss`); at the start of the round the term is about 0.5 (of 2 at
-    # most) on both clean and photo-like pictures: the two look at different places
+    # the same view (`losses.attention_transfer_loss`)
     "+ attention transfer (weight 2), the same round from the student shipped at 133b8da": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--attention", "2",
         "--init", "runs/student-133b8da.safetensors"],

@@ -1,5 +1,5 @@
 """Test-time variants the page does not use, measured on the **val** species (val backgrounds) so that the
-choice is on record (docs/robustness.md). Each is compared with the page's classifier (`page`: centred
+choice is on record (docs/photo-gap.md). Each is compared with the page's classifier (`page`: centred
 embeddings, photo-ready prototypes, the card's mirror averaging) on the clean, photo and photo-both tracks,
 1- and 5-shot. The novel species and the test backgrounds play no part.
 

@@ -216,7 +216,8 @@ def test_a_run_with_dead_leaves_and_mixstyle_records_them_in_its_card(image_fold
     assert card["config"]["leaves"] is True and card["config"]["mixstyle"] == 0.5
 
 
-def test_teacher_targets_with_the_mirror_image_average_both_looks_and_runs_record_the_student_options(image_folder):
+def test_teacher_targets_with_the_mirror_image_average_both_looks_and_runs_record_the_student_options(
+        image_folder, capsys):
     torch.manual_seed(0)
     teacher = build_model("teacher", n_classes=3).eval()
     pictures = torch.rand(4, 3, 32, 32)
@@ -245,13 +246,17 @@ def test_teacher_targets_with_the_mirror_image_average_both_looks_and_runs_recor
                        str(runs / "r"), "--out", str(image_folder / "relation.safetensors"), "--relation", "5",
                        "--arguments", '{"widths": [16, 32], "strides": [2], "patch": 2}', *TINY]) == 0
     assert load_checkpoint(image_folder / "relation.safetensors")[1]["config"]["relation"] == 5
-    looks = ["--arguments", '{"widths": [16, 32], "strides": [2], "patch": 2}', "--attention", "50", *TINY]
-    assert train_main(["student", "--teacher", str(teacher_file), "--data", f"folder:{folder}", "--run-dir",
-                       str(runs / "a"), "--out", str(image_folder / "looks.safetensors"), "--teacher-view", "same",
-                       *looks]) == 0
-    assert load_checkpoint(image_folder / "looks.safetensors")[1]["config"]["attention"] == 50
-    assert train_main(["student", "--teacher", str(teacher_file), "--data", f"folder:{folder}", "--run-dir",
-                       str(runs / "b"), "--out", str(image_folder / "b.safetensors"), *looks]) == 1   # clean view
+    same = ["student", "--teacher", str(teacher_file), "--data", f"folder:{folder}", "--teacher-view", "same",
+            "--teacher-mirror", "--arguments", '{"widths": [16, 32], "strides": [2], "patch": 2}', *TINY]
+    for name, weight in (("a0", "0"), ("a", "50")):
+        assert train_main([*same, "--run-dir", str(runs / name), "--out", str(image_folder / f"{name}.safetensors"),
+                           "--attention", weight]) == 0
+    assert load_checkpoint(image_folder / "a.safetensors")[1]["config"]["attention"] == 50
+    logged = [json.loads((runs / name / "log.jsonl").read_text().splitlines()[0])["loss"] for name in ("a0", "a")]
+    assert logged[1] > logged[0]                # the same steps, with the term added: a larger loss
+    for refused in (["--teacher-view", "clean"], ["--attention", "-1"]):
+        assert train_main([*same, "--run-dir", str(runs / "b"), "--attention", "50", *refused]) == 2
+        assert "--attention is a weight of 0 or more" in capsys.readouterr().err
 
 
 def test_a_grown_student_embeds_almost_as_the_narrower_one_and_a_run_grows_from_it(image_folder):
@@ -274,9 +279,9 @@ def test_a_grown_student_embeds_almost_as_the_narrower_one_and_a_run_grows_from_
         grow_into(narrow, wide.state_dict())
     with pytest.raises(ValueError, match="other layers"):
         grow_into(build_model("student", widths=[8, 16], strides=[2], patch=2), narrow.state_dict())
-    with pytest.raises(ValueError, match="other layers"):     # deeper: its last block would stay random
+    with pytest.raises(ValueError, match="lacks layers"):     # deeper: its last block would stay random
         grow_into(build_model("student", widths=[8, 16, 24, 32], strides=[2, 1, 1], patch=2), narrow.state_dict())
-    with pytest.raises(ValueError, match="other layers"):
+    with pytest.raises(ValueError, match="lacks layers"):
         grow_into(narrow, {})
     folder, runs = image_folder / "folder", image_folder / "runs"
     teacher_file, narrow_file = image_folder / "teacher.safetensors", image_folder / "narrow.safetensors"
