@@ -197,14 +197,15 @@ def composite(images: Tensor, alpha: Tensor, backgrounds: Tensor) -> Tensor:
 
 
 def render(images: Tensor, alpha: Tensor, backgrounds: Tensor, generator: torch.Generator,
-           config: RenderConfig = RenderConfig()) -> Tensor:
+           config: RenderConfig = RenderConfig(), with_mask: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Photo-like pictures of sprites.
 
     images:      (B, 3, S, S) in [0, 1], sprites over white (as the dataset stores them)
     alpha:       (B, 1, S, S) in [0, 1]
     backgrounds: (M, 3, S', S') a pool's bank (`make_backgrounds`); each picture draws one (randomly flipped),
                  cropped at one random position per batch
-    returns:     (B, 3, S, S) in [0, 1]
+    returns:     (B, 3, S, S) in [0, 1]; with `with_mask`, also (B, 1, S, S): where the sprite lies in each
+                 picture (its alpha after the pose, before light and lens), a segmentation target
     """
     batch, _, size, _ = images.shape
     rand = lambda *shape: torch.rand(*shape, generator=generator)
@@ -255,4 +256,5 @@ def render(images: Tensor, alpha: Tensor, backgrounds: Tensor, generator: torch.
             buffer = io.BytesIO()
             Image.fromarray(pixels[k]).save(buffer, format="JPEG", quality=int(quality[k]))
             pixels[k] = np.asarray(Image.open(buffer).convert("RGB"))
-    return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
+    pictures = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
+    return (pictures, mask) if with_mask else pictures

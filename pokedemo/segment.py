@@ -1,0 +1,251 @@
+"""Cut the sprite out of a photo: a small segmenter, trained on the renderer's own masks. An experiment
+on the val species (docs/photo-gap.md); the page does not use it.
+
+Both models are at 97-99% on sprites over white and lose most on cluttered real-photo backgrounds. With
+the renderer's true mask, whitening the background of the val photo tracks' pictures raises the
+student's photo accuracy by 3 to 10 points (`scripts/cut_out_check.py`, its `oracle` rows). This module
+learns that mask: a U-Net of depthwise-separable convolutions (Ronneberger et al. 2015; Howard et al.
+2017) that reads a 64 px photo-like picture and says, per pixel, whether it is the sprite. Its
+training pictures are base species rendered with the **train** backgrounds; model selection reads the
+val species on the **val** backgrounds; the test backgrounds and the novel species are never read.
+
+    python -m pokedemo.segment train [--epochs N] [--resume] [--out docs/results/segmenter/NAME.safetensors]
+
+`cut_out` is what a preprocessing with it would do to a photo: the sprite over white, cropped to as a
+sprite is, where the mask is a plausible sprite's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from .models import _separable, count_parameters, to_tensor
+
+SEGMENTER = Path(__file__).resolve().parent.parent / "docs" / "results" / "segmenter" / "segmenter-w16.safetensors"
+AREA = (0.05, 0.9)     # a plausible sprite covers this share of the picture (the renderer: about 0.1 to 0.7)
+
+
+class Segmenter(nn.Module):
+    """(N, 3, S, S) in [0, 1] -> (N, 1, S, S) logits that a pixel is the sprite; S a multiple of 8."""
+
+    def __init__(self, widths: tuple[int, ...] = (16, 24, 32, 48)):
+        super().__init__()
+        w0, w1, w2, w3 = widths
+        self.stem = nn.Sequential(nn.Conv2d(3, w0, 3, 1, 1, bias=False), nn.BatchNorm2d(w0), nn.ReLU(inplace=True))
+        self.down = nn.ModuleList([_separable(w0, w1, 2), _separable(w1, w2, 2), _separable(w2, w3, 2)])
+        self.middle = nn.Sequential(_separable(w3, w3, 1), _separable(w3, w3, 1))
+        self.up = nn.ModuleList([_separable(w3 + w2, w2, 1), _separable(w2 + w1, w1, 1), _separable(w1 + w0, w0, 1)])
+        self.head = nn.Conv2d(w0, 1, 1)
+        self.widths = list(widths)
+
+    def forward(self, images: Tensor) -> Tensor:
+        skips = [self.stem((images - 0.5) / 0.25)]
+        for block in self.down:
+            skips.append(block(skips[-1]))
+        x = self.middle(skips.pop())
+        for block in self.up:
+            skip = skips.pop()
+            x = block(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
+        return self.head(x)
+
+
+def mask_loss(logits: Tensor, target: Tensor) -> Tensor:
+    """Binary cross-entropy on the soft mask plus a soft Dice term (the sprite is often the smaller part)."""
+    probability = logits.sigmoid()
+    overlap = (probability * target).sum((1, 2, 3))
+    dice = 1 - (2 * overlap + 1) / (probability.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
+    return F.binary_cross_entropy_with_logits(logits, target) + dice.mean()
+
+
+def iou(probability: Tensor, target: Tensor) -> Tensor:
+    """(N,) intersection over union of the masks at 0.5."""
+    a, b = probability > 0.5, target > 0.5
+    return (a & b).sum((1, 2, 3)).float() / (a | b).sum((1, 2, 3)).clamp(min=1).float()
+
+
+def rendered_batch(images: np.ndarray, alpha: np.ndarray, backgrounds: Tensor, generator: torch.Generator):
+    """Photo-like pictures of uint8 sprites and where each sprite lies in them: (B, 3, S, S), (B, 1, S, S)."""
+    from .render import render
+
+    masks = torch.from_numpy(np.ascontiguousarray(alpha)).float()[:, None] / 255
+    return render(to_tensor(images), masks, backgrounds, generator, with_mask=True)
+
+
+def validation_set(images: np.ndarray, alpha: np.ndarray, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Val sprites rendered once with the **val** backgrounds (fixed seed): what model selection reads."""
+    from .render import make_backgrounds
+
+    bank = make_backgrounds("val", 512, 80, seed)
+    generator = torch.Generator().manual_seed(seed)
+    pictures, masks = zip(*[rendered_batch(images[k:k + 256], alpha[k:k + 256], bank, generator)
+                            for k in range(0, len(images), 256)])
+    return torch.cat(pictures), torch.cat(masks)
+
+
+def sprite_splits() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """(images, alpha) of the base species (training) and of the val species (model selection)."""
+    from .data.dataset import SpriteDataset, split_species
+
+    everything, splits = SpriteDataset.load(), split_species()
+    base, val = everything.subset(splits["base"]), everything.subset(splits["val"])
+    return (base.images, base.alpha), (val.images, val.alpha)
+
+
+@torch.inference_mode()
+def evaluate(model: Segmenter, pictures: Tensor, masks: Tensor) -> dict:
+    model.eval()
+    probability = torch.cat([model(pictures[k:k + 256]).sigmoid() for k in range(0, len(pictures), 256)])
+    return {"val_iou": round(float(iou(probability, masks).mean()), 4),
+            "val_abs_error": round(float((probability - masks).abs().mean()), 4)}
+
+
+def _save(model: Segmenter, path: Path, card: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path))
+    path.with_suffix(".json").write_text(json.dumps({**card, "bytes_on_disk": path.stat().st_size}, indent=1))
+
+
+def train(args: argparse.Namespace, splits=None) -> Path:
+    """Train on base species rendered with the train backgrounds (a new bank each epoch), keep the epoch
+    with the best val IoU; every epoch's state is saved, `--resume` goes on from it. splits: (base, val)
+    as `sprite_splits` gives them (its default)."""
+    from .render import make_backgrounds
+    from .train import _restore, _state_tensors
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    (base_images, base_alpha), val = sprite_splits() if splits is None else splits
+    val_pictures, val_masks = validation_set(*val)
+    model = Segmenter(tuple(args.widths))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    no_heads = nn.Module()   # the run state's layout is train.py's (model, heads, optimiser); this has no heads
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_file, history_file = run_dir / "last.safetensors", run_dir / "state.json"
+    history = {"epoch": 0, "best": -1.0, "seconds": 0.0, "log": []}
+    if args.resume and state_file.exists():
+        history = json.loads(history_file.read_text())
+        _restore(load_file(str(state_file)), model, no_heads, optimiser)
+        print(f"resumed the segmenter after epoch {history['epoch']}")
+    steps = max(1, len(base_images) // args.batch_size)
+    card = {"architecture": "segmenter", "arguments": {"widths": list(args.widths)}, "input_size": 64,
+            "parameters": count_parameters(model), "command": "python -m pokedemo.segment " + " ".join(args.argv),
+            "data": "base species, train backgrounds (dead leaves and scikit-image's photographs too); "
+                    "selected on the val species with the val backgrounds"}
+    for epoch in range(history["epoch"], args.epochs):
+        started = time.perf_counter()
+        model.train()
+        generator = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+        bank = make_backgrounds("train", args.bank, 80, seed=epoch, leaves=True, extra_photos=True)
+        order = torch.randperm(len(base_images), generator=generator).numpy()
+        losses = []
+        for step in tqdm(range(steps), desc=f"segmenter epoch {epoch + 1}/{args.epochs}", leave=False):
+            progress = (epoch * steps + step) / (args.epochs * steps)      # warm up 5%, then a cosine to 0
+            for group in optimiser.param_groups:
+                group["lr"] = args.lr * min(progress / 0.05, 0.5 * (1 + np.cos(np.pi * progress)))
+            pick = np.sort(order[step * args.batch_size:(step + 1) * args.batch_size])
+            pictures, masks = rendered_batch(base_images[pick], base_alpha[pick], bank, generator)
+            loss = mask_loss(model(pictures), masks)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+        scores = evaluate(model, val_pictures, val_masks)
+        history["seconds"] += time.perf_counter() - started
+        history["log"].append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), **scores,
+                               "seconds": round(history["seconds"], 1)})
+        print(json.dumps(history["log"][-1]), flush=True)
+        if scores["val_iou"] > history["best"]:
+            history["best"] = scores["val_iou"]
+            _save(model, run_dir / "best.safetensors", {**card, **scores, "epoch": epoch + 1})
+        history["epoch"] = epoch + 1
+        save_file(_state_tensors(model, no_heads, optimiser), str(state_file))
+        history_file.write_text(json.dumps(history))
+    best = run_dir / "best.safetensors"
+    model.load_state_dict(load_file(str(best)))
+    best_card = json.loads(best.with_suffix(".json").read_text())
+    out = Path(args.out)
+    _save(model, out, {**best_card, "training_seconds": round(history["seconds"], 1), "log": history["log"]})
+    print(f"wrote {out}: epoch {best_card['epoch']}, val IoU {best_card['val_iou']}, "
+          f"{best_card['parameters']} numbers, {history['seconds']:.0f} s")
+    return out
+
+
+def load_segmenter(path: Path | str = SEGMENTER) -> Segmenter:
+    """The segmenter its card describes, in eval mode (safetensors only, strict)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"refusing to load {path.name}: only .safetensors checkpoints are loaded")
+    card = json.loads(path.with_suffix(".json").read_text())
+    if card.get("architecture") != "segmenter":
+        raise ValueError(f"{path.name} is not a segmenter (its card says '{card.get('architecture')}')")
+    model = Segmenter(tuple(card["arguments"]["widths"]))
+    model.load_state_dict(load_file(str(path)), strict=True)
+    return model.eval()
+
+
+@torch.inference_mode()
+def sprite_masks(pictures: np.ndarray, model: Segmenter) -> np.ndarray:
+    """(N, S, S, 3) uint8 photo-like pictures -> (N, S, S) uint8 masks (255 = sprite)."""
+    probability = torch.cat([model(to_tensor(pictures[k:k + 256])).sigmoid() for k in range(0, len(pictures), 256)])
+    probability = torch.where(probability < 0.1, 0.0, probability)       # no faint tint of the background
+    return probability[:, 0].mul(255).round().to(torch.uint8).numpy()
+
+
+def plausible(mask: np.ndarray) -> bool:
+    """A mask that looks like one sprite's: covering `AREA` of the picture."""
+    share = float((mask > 127).mean())
+    return AREA[0] <= share <= AREA[1]
+
+
+def cut_out(pictures: np.ndarray, model: Segmenter) -> np.ndarray:
+    """(N, S, S, 3) uint8 photos, preprocessed as the page preprocesses one (`images.to_model_image`) ->
+    the same with each sprite over white and cropped to as a sprite is (`images.to_model_rgba`), where
+    the segmenter's mask is `plausible`; the others as they were."""
+    from PIL import Image
+
+    from .images import to_model_rgba
+
+    out = pictures.copy()
+    for k, mask in enumerate(sprite_masks(pictures, model)):
+        if plausible(mask):
+            rgba = Image.fromarray(np.dstack([pictures[k], mask]), "RGBA")
+            out[k] = to_model_rgba(rgba, pictures.shape[1])[0]
+    return out
+
+
+def main(argv: list[str] | None = None, splits=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pokedemo.segment", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("train", help="train the segmenter on the base species")
+    command.add_argument("--epochs", type=int, default=20)
+    command.add_argument("--batch-size", type=int, default=128)
+    command.add_argument("--lr", type=float, default=3e-3)
+    command.add_argument("--widths", type=int, nargs=4, default=[16, 24, 32, 48])
+    command.add_argument("--bank", type=int, default=1024, help="training backgrounds made for each epoch")
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--threads", type=int, default=2)
+    command.add_argument("--run-dir", default="runs/segmenter")
+    command.add_argument("--out", default=str(SEGMENTER))
+    command.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.safetensors")
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
+    if min(args.epochs, args.batch_size, args.bank) < 1:
+        parser.error("--epochs, --batch-size and --bank must be at least 1")
+    train(args, splits)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

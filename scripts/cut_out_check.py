@@ -1,0 +1,87 @@
+"""What cutting the sprite out of a photo is worth, on the val species only: the photo tracks (1- and 5-shot, the
+page's classifier) with the photos preprocessed three ways:
+
+- `none`:      as the page preprocesses a photo (`images.to_model_image`: centre-cropped and resized);
+- `segmenter`: then cut out by the segmenter (`segment.cut_out`), the supports' photo-like views too;
+- `oracle`:    the background whitened with the renderer's own mask (an upper bound no upload has),
+               then preprocessed as a sprite on white is.
+
+It renders with the **val** backgrounds and never reads the test backgrounds or the novel species.
+
+    python scripts/cut_out_check.py --model student [--checkpoint C] [--segmenter S] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pokedemo import segment  # noqa: E402
+from pokedemo.bench import model_embedder, track_images  # noqa: E402
+from pokedemo.data.dataset import SpriteDataset, split_species  # noqa: E402
+from pokedemo.fewshot import mean_ci95  # noqa: E402
+from pokedemo.images import to_model_image  # noqa: E402
+from pokedemo.render import make_backgrounds  # noqa: E402
+from pokedemo.tracks import BANK_SIDE, BANK_SIZE, SUPPORT_VIEWS, render_pictures, support_views, track_accuracies  # noqa: E402
+
+VARIANTS = ("none", "segmenter", "oracle")
+
+
+def oracle_pictures(images: np.ndarray, alpha: np.ndarray, bank: torch.Tensor, seed: int = 0) -> np.ndarray:
+    """The photo tracks' pictures (the same draws as `render_pictures`) with the background whitened by the
+    renderer's mask, then preprocessed as a sprite on white is."""
+    generator = torch.Generator().manual_seed(seed)
+    out = np.empty_like(images)
+    for start in range(0, len(images), 256):
+        pictures, masks = segment.rendered_batch(images[start:start + 256], alpha[start:start + 256], bank, generator)
+        whitened = (pictures * masks + (1 - masks)).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        for k, picture in enumerate(whitened):
+            out[start + k] = to_model_image(Image.fromarray(picture), images.shape[1])
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="student", help="teacher | student | paper-student")
+    parser.add_argument("--checkpoint", type=Path, help="default: the shipped checkpoint of --model")
+    parser.add_argument("--segmenter", type=Path, default=segment.SEGMENTER, help="default: %(default)s")
+    parser.add_argument("--episodes", type=int, default=300)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    segmenter = segment.load_segmenter(args.segmenter)
+    data = track_images(SpriteDataset.load().subset(split_species()["val"]))
+    embed, mean, _ = model_embedder(args.model, args.checkpoint, True)
+    bank = make_backgrounds("val", BANK_SIZE, max(BANK_SIDE, data.images.shape[1]), 0)
+    clean, photos = embed(data.images), render_pictures(data.images, data.alpha, "val", backgrounds=bank)
+    views = support_views(data.images, data.alpha)
+    rows = []
+    for variant in VARIANTS:
+        cache = {"clean": clean, "photo_images": photos, "view_images": views}
+        if variant == "segmenter":
+            cache["photo_images"] = segment.cut_out(photos, segmenter)
+            cache["view_images"] = np.stack([segment.cut_out(v, segmenter) for v in views])
+        elif variant == "oracle":
+            cache["photo_images"] = oracle_pictures(data.images, data.alpha, bank)
+        for track in ("photo", "photo-both"):
+            for shot in (1, 5):
+                accuracy, ci95 = mean_ci95(track_accuracies(embed, data, track, shot, args.episodes, 0, mean,
+                                                            pool="val", cache=cache, views=SUPPORT_VIEWS))
+                rows.append({"model": args.model, "checkpoint": str(args.checkpoint or "shipped"),
+                             "segmenter": str(args.segmenter), "preprocessing": variant, "split": "val",
+                             "track": track, "n_shot": shot, "episodes": args.episodes, "accuracy": accuracy,
+                             "ci95": ci95})
+                print(f"{variant:>9} {track:>10} {shot}-shot: {100 * accuracy:.2f} +- {100 * ci95:.2f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

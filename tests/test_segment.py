@@ -1,0 +1,102 @@
+"""The segmenter (an experiment the page does not use): its shape, its training run, the trained checkpoint on
+real sprites rendered as photos, and what its cut-out does with a mask."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pokedemo import segment
+from pokedemo.images import content_box, is_photo, load_image, to_model_image, to_model_rgba
+from pokedemo.render import make_backgrounds
+
+GALLERY = Path(__file__).resolve().parent.parent / "assets" / "gallery"
+
+
+def gallery_sprites(count: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Real sprites (the gallery's front pictures), as the dataset stores them: rgb over white and alpha."""
+    files = sorted(GALLERY.glob("*-front-0.png"))[:count]
+    pairs = [to_model_rgba(load_image(f), 64) for f in files]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def photos_with_masks(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    images, alpha = gallery_sprites()
+    bank = make_backgrounds("test", 64, 80, seed)        # backgrounds the segmenter never trained on
+    return segment.rendered_batch(images, alpha, bank, torch.Generator().manual_seed(seed))
+
+
+def test_the_segmenter_maps_a_picture_to_a_mask_of_its_size_and_is_small():
+    model = segment.Segmenter().eval()
+    for side in (64, 40):
+        assert model(torch.rand(2, 3, side, side)).shape == (2, 1, side, side)
+    card = json.loads(segment.SEGMENTER.with_suffix(".json").read_text())
+    assert card["parameters"] == sum(t.numel() for t in segment.load_segmenter().state_dict().values()
+                                     if t.is_floating_point()) < 25_000
+
+
+def test_the_loss_prefers_the_true_mask():
+    target = torch.zeros(2, 1, 16, 16)
+    target[:, :, 4:12, 4:12] = 1
+    right, wrong = segment.mask_loss(target * 20 - 10, target), segment.mask_loss(10 - target * 20, target)
+    assert right < 0.05 < 1 < wrong
+    assert segment.iou(target, target).tolist() == [1.0, 1.0] and segment.iou(1 - target, target).tolist() == [0, 0]
+
+
+def test_the_trained_segmenter_finds_real_sprites_on_unseen_backgrounds_and_an_untrained_one_does_not():
+    pictures, masks = photos_with_masks()
+    with torch.inference_mode():
+        trained = segment.iou(segment.load_segmenter()(pictures).sigmoid(), masks).mean()
+        torch.manual_seed(0)
+        untrained = segment.iou(segment.Segmenter().eval()(pictures).sigmoid(), masks).mean()
+    assert trained > 0.6 > 0.4 > untrained
+
+
+def test_a_photo_of_a_sprite_comes_out_over_white_cropped_to_the_sprite():
+    pictures, _ = photos_with_masks(seed=1)
+    pixels = pictures.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    photos = np.stack([to_model_image(Image.fromarray(p), 64) for p in pixels if is_photo(Image.fromarray(p))])
+    assert len(photos) >= len(pixels) // 2
+    cut = segment.cut_out(photos, segment.load_segmenter())
+    over_white = [c for c in cut if not is_photo(Image.fromarray(c))]    # a sprite now, not a photo
+    assert len(over_white) >= 0.8 * len(cut)
+    for picture in over_white:                                             # the sprite fills the frame, as in training
+        box = content_box(np.dstack([picture, np.full(picture.shape[:2], 255, np.uint8)]))
+        assert box is not None and max(box[2] - box[0], box[3] - box[1]) >= 60
+
+
+def test_without_a_plausible_sprite_a_photo_is_left_as_it_was():
+    wall = np.zeros((1, 64, 64, 3), dtype=np.uint8)
+    wall[:] = (30, 90, 160)                                                # a plain wall: nothing to cut out
+    model = segment.load_segmenter()
+    assert not segment.plausible(segment.sprite_masks(wall, model)[0])
+    assert np.array_equal(segment.cut_out(wall, model), wall)
+    assert segment.plausible(np.pad(np.full((32, 32), 255, np.uint8), 16))
+    assert not segment.plausible(np.full((64, 64), 255, np.uint8)) and not segment.plausible(np.zeros((64, 64), np.uint8))
+
+
+def test_a_segmenter_trains_resumes_and_saves_a_card(tmp_path, capsys):
+    images, alpha = gallery_sprites(8)
+    splits = ((images, alpha), (images[:4], alpha[:4]))
+    common = ["train", "--batch-size", "4", "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "s.safetensors"),
+              "--widths", "4", "4", "8", "8", "--threads", "1", "--bank", "10"]
+    assert segment.main([*common, "--epochs", "1"], splits) == 0
+    assert segment.main([*common, "--epochs", "2", "--resume"], splits) == 0
+    assert "resumed the segmenter after epoch 1" in capsys.readouterr().out
+    card = json.loads((tmp_path / "s.json").read_text())
+    assert [row["epoch"] for row in card["log"]] == [1, 2] and card["architecture"] == "segmenter"
+    assert segment.load_segmenter(tmp_path / "s.safetensors").widths == [4, 4, 8, 8]
+    with pytest.raises(ValueError, match="only .safetensors"):
+        segment.load_segmenter(tmp_path / "s.json")
+
+
+def test_a_checkpoint_of_another_kind_is_not_taken_for_a_segmenter(tmp_path):
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(segment.SEGMENTER.read_bytes())
+    path.with_suffix(".json").write_text(json.dumps({"architecture": "student", "arguments": {}}))
+    with pytest.raises(ValueError, match="not a segmenter"):
+        segment.load_segmenter(path)
