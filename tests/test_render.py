@@ -49,6 +49,18 @@ def test_with_every_corruption_off_the_sprite_keeps_its_colour_and_the_backgroun
     assert torch.allclose(corner, torch.zeros_like(corner), atol=0.02)
 
 
+def test_with_mask_the_renderer_says_where_the_sprite_lies_and_draws_the_same_picture():
+    images, alpha = _sprites(4)
+    bank = make_backgrounds("test", 8, 40)
+    plain = render(images, alpha, bank, torch.Generator().manual_seed(3))
+    pictures, mask = render(images, alpha, bank, torch.Generator().manual_seed(3), with_mask=True)
+    assert torch.equal(plain, pictures) and mask.shape == (4, 1, 32, 32)
+    still = RenderConfig(scale=(1.0, 1.0), shift=0.0, rotate_degrees=0, perspective=0, flip=0)
+    _, unmoved = render(images, alpha, bank, torch.Generator().manual_seed(0), still, with_mask=True)
+    assert (unmoved - alpha).abs().mean() < 0.03                # no pose: the sprite's own alpha (up to its edge)
+    assert (mask - alpha).abs().mean() > 0.1                     # posed: the mask moves with the sprite
+
+
 def test_pools_use_disjoint_photographs_and_different_backgrounds():
     photos = {pool: set(files) for pool, files in PHOTOS.items()}
     assert not (photos["train"] & photos["test"] or photos["train"] & photos["val"] or photos["val"] & photos["test"])
