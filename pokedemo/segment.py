@@ -57,7 +57,8 @@ class Segmenter(nn.Module):
         x = self.middle(skips.pop())
         for block in self.up:
             skip = skips.pop()
-            x = block(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], 1))
         return self.head(x)
 
 
@@ -72,7 +73,8 @@ def mask_loss(logits: Tensor, target: Tensor) -> Tensor:
 def iou(probability: Tensor, target: Tensor) -> Tensor:
     """(N,) intersection over union of the masks at 0.5."""
     a, b = probability > 0.5, target > 0.5
-    return (a & b).sum((1, 2, 3)).float() / (a | b).sum((1, 2, 3)).clamp(min=1).float()
+    union = (a | b).sum((1, 2, 3)).float()
+    return torch.where(union > 0, (a & b).sum((1, 2, 3)).float() / union.clamp(min=1), 1.0)   # both empty: alike
 
 
 def rendered_batch(images: np.ndarray, alpha: np.ndarray, backgrounds: Tensor, generator: torch.Generator):
@@ -134,21 +136,27 @@ def train(args: argparse.Namespace, splits=None) -> Path:
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state_file, history_file = run_dir / "last.safetensors", run_dir / "state.json"
-    history = {"epoch": 0, "best": -1.0, "seconds": 0.0, "log": []}
+    arguments = {key: getattr(args, key) for key in ("epochs", "batch_size", "lr", "widths", "bank", "seed")}
+    history = {"epoch": 0, "best": -1.0, "seconds": 0.0, "log": [], "arguments": arguments}
     if args.resume and state_file.exists():
         history = json.loads(history_file.read_text())
+        if history.get("arguments") != arguments:   # the schedule and the draws depend on every one of them
+            raise SystemExit(f"--resume goes on with the run's own arguments {history.get('arguments')}, "
+                             f"not {arguments}; use another --run-dir for another run")
         _restore(load_file(str(state_file)), model, no_heads, optimiser)
         print(f"resumed the segmenter after epoch {history['epoch']}")
     steps = max(1, len(base_images) // args.batch_size)
     card = {"architecture": "segmenter", "arguments": {"widths": list(args.widths)}, "input_size": 64,
-            "parameters": count_parameters(model), "command": "python -m pokedemo.segment " + " ".join(args.argv),
-            "data": "base species, train backgrounds (dead leaves and scikit-image's photographs too); "
-                    "selected on the val species with the val backgrounds"}
+            "training": arguments, "parameters": count_parameters(model),
+            "command": "python -m pokedemo.segment " + " ".join(args.argv),
+            "data": "base species, train backgrounds (dead leaves and scikit-image's photographs too); the epoch "
+                    "chosen by IoU on the val species with the val backgrounds (seed 0: the val photo tracks' "
+                    "pictures)"}
     for epoch in range(history["epoch"], args.epochs):
         started = time.perf_counter()
         model.train()
         generator = torch.Generator().manual_seed(args.seed * 1000 + epoch)
-        bank = make_backgrounds("train", args.bank, 80, seed=epoch, leaves=True, extra_photos=True)
+        bank = make_backgrounds("train", args.bank, 80, seed=args.seed * 1000 + epoch, leaves=True, extra_photos=True)
         order = torch.randperm(len(base_images), generator=generator).numpy()
         losses = []
         for step in tqdm(range(steps), desc=f"segmenter epoch {epoch + 1}/{args.epochs}", leave=False):

@@ -29,7 +29,8 @@ from pokedemo.data.dataset import SpriteDataset, split_species  # noqa: E402
 from pokedemo.fewshot import mean_ci95  # noqa: E402
 from pokedemo.images import to_model_image  # noqa: E402
 from pokedemo.render import make_backgrounds  # noqa: E402
-from pokedemo.tracks import BANK_SIDE, BANK_SIZE, SUPPORT_VIEWS, render_pictures, support_views, track_accuracies  # noqa: E402
+from pokedemo.tracks import (BANK_SIDE, BANK_SIZE, SUPPORT_VIEWS, render_pictures, support_views,  # noqa: E402
+                             track_accuracies)
 
 VARIANTS = ("none", "segmenter", "oracle")
 

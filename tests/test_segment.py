@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from pokedemo import segment
 from pokedemo.images import content_box, is_photo, load_image, to_model_image, to_model_rgba
@@ -53,7 +54,7 @@ def test_the_trained_segmenter_finds_real_sprites_on_unseen_backgrounds_and_an_u
         trained = segment.iou(segment.load_segmenter()(pictures).sigmoid(), masks).mean()
         torch.manual_seed(0)
         untrained = segment.iou(segment.Segmenter().eval()(pictures).sigmoid(), masks).mean()
-    assert trained > 0.6 > 0.4 > untrained
+    assert trained > 0.6 and untrained < 0.4
 
 
 def test_a_photo_of_a_sprite_comes_out_over_white_cropped_to_the_sprite():
@@ -76,22 +77,53 @@ def test_without_a_plausible_sprite_a_photo_is_left_as_it_was():
     assert not segment.plausible(segment.sprite_masks(wall, model)[0])
     assert np.array_equal(segment.cut_out(wall, model), wall)
     assert segment.plausible(np.pad(np.full((32, 32), 255, np.uint8), 16))
-    assert not segment.plausible(np.full((64, 64), 255, np.uint8)) and not segment.plausible(np.zeros((64, 64), np.uint8))
+    assert not segment.plausible(np.full((64, 64), 255, np.uint8))
+    assert not segment.plausible(np.zeros((64, 64), np.uint8))
 
 
-def test_a_segmenter_trains_resumes_and_saves_a_card(tmp_path, capsys):
+def test_a_stopped_run_resumes_to_the_same_weights_and_refuses_other_arguments(tmp_path, monkeypatch, capsys):
     images, alpha = gallery_sprites(8)
     splits = ((images, alpha), (images[:4], alpha[:4]))
-    common = ["train", "--batch-size", "4", "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "s.safetensors"),
-              "--widths", "4", "4", "8", "8", "--threads", "1", "--bank", "10"]
-    assert segment.main([*common, "--epochs", "1"], splits) == 0
-    assert segment.main([*common, "--epochs", "2", "--resume"], splits) == 0
+
+    def run(name: str, *more: str) -> int:
+        return segment.main(["train", "--batch-size", "4", "--run-dir", str(tmp_path / name), "--out",
+                             str(tmp_path / f"{name}.safetensors"), "--widths", "4", "4", "8", "8", "--threads", "1",
+                             "--bank", "10", "--epochs", "2", *more], splits)
+
+    assert run("whole") == 0
+    evaluate, calls = segment.evaluate, []
+
+    def stop_in_the_second_epoch(*arguments):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(*arguments)
+
+    monkeypatch.setattr(segment, "evaluate", stop_in_the_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run("stopped")
+    monkeypatch.setattr(segment, "evaluate", evaluate)
+    assert run("stopped", "--resume") == 0
     assert "resumed the segmenter after epoch 1" in capsys.readouterr().out
-    card = json.loads((tmp_path / "s.json").read_text())
-    assert [row["epoch"] for row in card["log"]] == [1, 2] and card["architecture"] == "segmenter"
-    assert segment.load_segmenter(tmp_path / "s.safetensors").widths == [4, 4, 8, 8]
+    whole, resumed = (load_file(str(tmp_path / n / "last.safetensors")) for n in ("whole", "stopped"))
+    assert whole.keys() == resumed.keys() and any(k.startswith("optim.") for k in whole)
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)      # the last epoch's weights and optimiser alike
+    card = json.loads((tmp_path / "stopped.json").read_text())
+    assert [row["epoch"] for row in card["log"]] == [1, 2] and card["training"]["epochs"] == 2
+    assert segment.load_segmenter(tmp_path / "stopped.safetensors").widths == [4, 4, 8, 8]
+    with pytest.raises(SystemExit, match="its own arguments|run's own arguments"):
+        run("stopped", "--resume", "--lr", "0.01")
     with pytest.raises(ValueError, match="only .safetensors"):
-        segment.load_segmenter(tmp_path / "s.json")
+        segment.load_segmenter(tmp_path / "stopped.json")
+
+
+@pytest.mark.parametrize("name", ["segmenter-w16", "segmenter-w24"])
+def test_each_kept_segmenter_is_its_best_val_epoch(name):
+    card = json.loads((segment.SEGMENTER.parent / f"{name}.json").read_text())
+    best = max(card["log"], key=lambda row: row["val_iou"])              # the first of equals, as training keeps
+    assert (card["epoch"], card["val_iou"]) == (best["epoch"], best["val_iou"])
+    model = segment.load_segmenter(segment.SEGMENTER.parent / f"{name}.safetensors")
+    assert card["parameters"] == sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
 
 
 def test_a_checkpoint_of_another_kind_is_not_taken_for_a_segmenter(tmp_path):
