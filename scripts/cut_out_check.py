@@ -1,8 +1,10 @@
 """What cutting the sprite out of a photo is worth, on the val species only: the photo tracks (1- and 5-shot, the
-page's classifier) with the photos preprocessed three ways:
+page's classifier) with the photos preprocessed four ways:
 
 - `none`:      as the page preprocesses a photo (`images.to_model_image`: centre-cropped and resized);
 - `segmenter`: then cut out by the segmenter (`segment.cut_out`), the supports' photo-like views too;
+- `blend`:     the photo kept, its embedding the normalised sum of its own and `--blend-weight` times its
+               cut-out's (a second pass on every photo; where nothing is cut out, the photo's own twice);
 - `oracle`:    the background whitened with the renderer's own mask (an upper bound no upload has),
                then preprocessed as a sprite on white is.
 
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,7 +35,7 @@ from pokedemo.render import make_backgrounds  # noqa: E402
 from pokedemo.tracks import (BANK_SIDE, BANK_SIZE, SUPPORT_VIEWS, render_pictures, support_views,  # noqa: E402
                              track_accuracies)
 
-VARIANTS = ("none", "segmenter", "oracle")
+VARIANTS = ("none", "segmenter", "blend", "oracle")
 
 
 def oracle_pictures(images: np.ndarray, alpha: np.ndarray, bank: torch.Tensor, seed: int = 0) -> np.ndarray:
@@ -53,6 +56,7 @@ def main() -> int:
     parser.add_argument("--model", default="student", help="teacher | student | paper-student")
     parser.add_argument("--checkpoint", type=Path, help="default: the shipped checkpoint of --model")
     parser.add_argument("--segmenter", type=Path, default=segment.SEGMENTER, help="default: %(default)s")
+    parser.add_argument("--blend-weight", type=float, default=0.3, help="the cut-out's weight in `blend`")
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -62,12 +66,15 @@ def main() -> int:
     bank = make_backgrounds("val", BANK_SIZE, max(BANK_SIDE, data.images.shape[1]), 0)
     clean, photos = embed(data.images), render_pictures(data.images, data.alpha, "val", backgrounds=bank)
     views = support_views(data.images, data.alpha)
+    cut = segment.cut_out(photos, segmenter)
     rows = []
     for variant in VARIANTS:
         cache = {"clean": clean, "photo_images": photos, "view_images": views}
         if variant == "segmenter":
-            cache["photo_images"] = segment.cut_out(photos, segmenter)
+            cache["photo_images"] = cut
             cache["view_images"] = np.stack([segment.cut_out(v, segmenter) for v in views])
+        elif variant == "blend":
+            cache["photo"] = F.normalize(embed(photos) + args.blend_weight * embed(cut), dim=-1)
         elif variant == "oracle":
             cache["photo_images"] = oracle_pictures(data.images, data.alpha, bank)
         for track in ("photo", "photo-both"):
@@ -76,6 +83,7 @@ def main() -> int:
                                                             pool="val", cache=cache, views=SUPPORT_VIEWS))
                 rows.append({"model": args.model, "checkpoint": str(args.checkpoint or "shipped"),
                              "segmenter": str(args.segmenter), "preprocessing": variant, "split": "val",
+                             **({"blend_weight": args.blend_weight} if variant == "blend" else {}),
                              "track": track, "n_shot": shot, "episodes": args.episodes, "accuracy": accuracy,
                              "ci95": ci95})
                 print(f"{variant:>9} {track:>10} {shot}-shot: {100 * accuracy:.2f} +- {100 * ci95:.2f}", flush=True)
