@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from .checkpoint import read_card, save_checkpoint
 from .models import _separable, count_parameters, to_tensor
 
 SEGMENTER = Path(__file__).resolve().parent.parent / "docs" / "results" / "segmenter" / "segmenter-w24.safetensors"
@@ -86,10 +87,12 @@ def rendered_batch(images: np.ndarray, alpha: np.ndarray, backgrounds: Tensor, g
 
 
 def validation_set(images: np.ndarray, alpha: np.ndarray, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """Val sprites rendered once with the **val** backgrounds (fixed seed): what model selection reads."""
+    """Val sprites rendered once with the **val** backgrounds (fixed seed; the val photo tracks' bank and draws):
+    what model selection reads."""
     from .render import make_backgrounds
+    from .tracks import BANK_SIDE, BANK_SIZE
 
-    bank = make_backgrounds("val", 512, 80, seed)
+    bank = make_backgrounds("val", BANK_SIZE, max(BANK_SIDE, images.shape[1]), seed)
     generator = torch.Generator().manual_seed(seed)
     pictures, masks = zip(*[rendered_batch(images[k:k + 256], alpha[k:k + 256], bank, generator)
                             for k in range(0, len(images), 256)])
@@ -106,17 +109,16 @@ def sprite_splits() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np
 
 
 @torch.inference_mode()
-def evaluate(model: Segmenter, pictures: Tensor, masks: Tensor) -> dict:
+def probabilities(model: Segmenter, pictures: Tensor, batch: int = 256) -> Tensor:
+    """(N, 3, S, S) in [0, 1] -> (N, 1, S, S): the chance that each pixel is the sprite, in batches."""
     model.eval()
-    probability = torch.cat([model(pictures[k:k + 256]).sigmoid() for k in range(0, len(pictures), 256)])
+    return torch.cat([model(pictures[k:k + batch]).sigmoid() for k in range(0, len(pictures), batch)])
+
+
+def evaluate(model: Segmenter, pictures: Tensor, masks: Tensor) -> dict:
+    probability = probabilities(model, pictures)
     return {"val_iou": round(float(iou(probability, masks).mean()), 4),
             "val_abs_error": round(float((probability - masks).abs().mean()), 4)}
-
-
-def _save(model: Segmenter, path: Path, card: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path))
-    path.with_suffix(".json").write_text(json.dumps({**card, "bytes_on_disk": path.stat().st_size}, indent=1))
 
 
 def train(args: argparse.Namespace, splits=None) -> Path:
@@ -177,15 +179,15 @@ def train(args: argparse.Namespace, splits=None) -> Path:
         print(json.dumps(history["log"][-1]), flush=True)
         if scores["val_iou"] > history["best"]:
             history["best"] = scores["val_iou"]
-            _save(model, run_dir / "best.safetensors", {**card, **scores, "epoch": epoch + 1})
+            save_checkpoint(model, run_dir / "best.safetensors", {**card, **scores, "epoch": epoch + 1})
         history["epoch"] = epoch + 1
         save_file(_state_tensors(model, no_heads, optimiser), str(state_file))
         history_file.write_text(json.dumps(history))
     best = run_dir / "best.safetensors"
     model.load_state_dict(load_file(str(best)))
-    best_card = json.loads(best.with_suffix(".json").read_text())
+    best_card = read_card(best)
     out = Path(args.out)
-    _save(model, out, {**best_card, "training_seconds": round(history["seconds"], 1), "log": history["log"]})
+    save_checkpoint(model, out, {**best_card, "training_seconds": round(history["seconds"], 1), "log": history["log"]})
     print(f"wrote {out}: epoch {best_card['epoch']}, val IoU {best_card['val_iou']}, "
           f"{best_card['parameters']} numbers, {history['seconds']:.0f} s")
     return out
@@ -196,7 +198,7 @@ def load_segmenter(path: Path | str = SEGMENTER) -> Segmenter:
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"refusing to load {path.name}: only .safetensors checkpoints are loaded")
-    card = json.loads(path.with_suffix(".json").read_text())
+    card = read_card(path)
     if card.get("architecture") != "segmenter":
         raise ValueError(f"{path.name} is not a segmenter (its card says '{card.get('architecture')}')")
     model = Segmenter(tuple(card["arguments"]["widths"]))
@@ -204,10 +206,9 @@ def load_segmenter(path: Path | str = SEGMENTER) -> Segmenter:
     return model.eval()
 
 
-@torch.inference_mode()
 def sprite_masks(pictures: np.ndarray, model: Segmenter) -> np.ndarray:
     """(N, S, S, 3) uint8 photo-like pictures -> (N, S, S) uint8 masks (255 = sprite)."""
-    probability = torch.cat([model(to_tensor(pictures[k:k + 256])).sigmoid() for k in range(0, len(pictures), 256)])
+    probability = probabilities(model, to_tensor(pictures))
     probability = torch.where(probability < 0.1, 0.0, probability)       # no faint tint of the background
     return probability[:, 0].mul(255).round().to(torch.uint8).numpy()
 

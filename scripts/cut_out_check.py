@@ -67,14 +67,15 @@ def main() -> int:
     clean, photos = embed(data.images), render_pictures(data.images, data.alpha, "val", backgrounds=bank)
     views = support_views(data.images, data.alpha)
     cut = segment.cut_out(photos, segmenter)
+    page = {"clean": clean, "photo_images": photos, "view_images": views}   # `blend` reuses what `none` embeds in it
     rows = []
     for variant in VARIANTS:
-        cache = {"clean": clean, "photo_images": photos, "view_images": views}
+        cache = page if variant == "none" else {"clean": clean, "photo_images": photos, "view_images": views}
         if variant == "segmenter":
             cache["photo_images"] = cut
             cache["view_images"] = np.stack([segment.cut_out(v, segmenter) for v in views])
         elif variant == "blend":
-            cache["photo"] = F.normalize(embed(photos) + args.blend_weight * embed(cut), dim=-1)
+            cache = {**page, "photo": F.normalize(page["photo"] + args.blend_weight * embed(cut), dim=-1)}
         elif variant == "oracle":
             cache["photo_images"] = oracle_pictures(data.images, data.alpha, bank)
         for track in ("photo", "photo-both"):
