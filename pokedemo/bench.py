@@ -26,9 +26,15 @@ from .config import CHECKPOINT_DIR, EpisodeConfig
 from .data.dataset import EpisodeSampler, SpriteDataset, split_species
 from .fewshot import FineTuneConfig, centre, compute_prototypes, mean_ci95
 from .models import build_model, embed_array, pick_device
+from .segment import SEGMENTER, PhotoBlend
 from .tracks import SUPPORT_VIEWS, TRACKS, TrackImages, track_accuracies
 
 MODEL_NAMES = ("pixels", "random-student", "paper-student", "student", "teacher")
+BLEND_WEIGHT = 0.3   # the cut-out's weight in `photo_blend`, from scripts/cut_out_check.py (val species)
+# what a test-time extra must add to the val mean to be chosen: mirror averaging, any gain (a second pass of a
+# small model); the blend, more than the noise that the robust ablations' rule allows a new student (it adds the
+# segmenter, and its weight and segmenter were chosen on the same val pictures)
+MARGINS = {"flip_average": 0.0, "photo_blend": 0.003}
 
 
 def pixel_embeddings(images: np.ndarray, mean: np.ndarray | None) -> torch.Tensor:
@@ -38,9 +44,11 @@ def pixel_embeddings(images: np.ndarray, mean: np.ndarray | None) -> torch.Tenso
 
 
 def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = True, device: str = "cpu",
-                   flip_average: bool | None = None) -> tuple[Callable[[np.ndarray], torch.Tensor], torch.Tensor | None, dict]:
+                   flip_average: bool | None = None, photo_blend: bool | None = None
+                   ) -> tuple[Callable[[np.ndarray], torch.Tensor], torch.Tensor | None, dict]:
     """(embed: uint8 images (N, S, S, 3) -> (N, D) on the CPU, centring mean (D,) or None, card) for a model
-    name; the model runs on `device`. flip_average: override the card's test-time mirror averaging."""
+    name; the model runs on `device`. flip_average, photo_blend: override the card's test-time extras (mirror
+    averaging; photos blended with their cut-out by the shipped segmenter, `photo_blend_entry`)."""
     if name == "pixels":
         base = SpriteDataset.load().subset(split_species()["base"])
         mean = base.images.reshape(len(base), -1).astype(np.float32).mean(axis=0) / 255
@@ -53,7 +61,9 @@ def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = Tru
     model = model.to(device)
     if flip_average is not None:
         model.flip_average = flip_average
-    card = {**card, "flip_average": model.flip_average}
+    if photo_blend is not None and photo_blend != (model.photo_blend is not None):
+        model.photo_blend = PhotoBlend.from_card(photo_blend_entry(), SEGMENTER.parent) if photo_blend else None
+    card = {**card, "flip_average": model.flip_average, "photo_blend": model.photo_blend is not None}
     return lambda images: embed_array(model, images), base_mean(card) if centre else None, card
 
 
@@ -72,15 +82,15 @@ def track_images(dataset: SpriteDataset) -> TrackImages:
 def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, checkpoint: Path | None = None,
                  centre: bool = True, dataset: SpriteDataset | None = None, tracks=("clean",),
                  rendered: dict | None = None, device: str = "cpu", views: int = SUPPORT_VIEWS,
-                 pool: str = "test", flip_average: bool | None = None) -> list[dict]:
+                 pool: str = "test", flip_average: bool | None = None, photo_blend: bool | None = None) -> list[dict]:
     """Benchmark rows of one model on each track, the model loaded and each view embedded once. rendered: a
     dict shared between calls on the same dataset, which keeps the photo-like pictures (they do not depend on
     the model) so they are rendered once. views: photo-like views per support behind the photo-ready
-    prototypes (the page's method, `tracks.track_accuracies`); 0 for plain prototypes. flip_average: override
-    the card's test-time mirror averaging (None: as the card says, as the page does)."""
+    prototypes (the page's method, `tracks.track_accuracies`); 0 for plain prototypes. flip_average, photo_blend:
+    override the card's test-time extras (None: as the card says, as the page does)."""
     dataset = dataset or SpriteDataset.load().subset(split_species()["novel"])
     started = time.perf_counter()
-    embed, mean, card = model_embedder(name, checkpoint, centre, device, flip_average)
+    embed, mean, card = model_embedder(name, checkpoint, centre, device, flip_average, photo_blend)
     rendered = {} if rendered is None else rendered
     cache: dict = dict(rendered)
     rows = []
@@ -93,6 +103,7 @@ def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, ch
             rows.append({"model": name, "track": track, "split": "val" if pool == "val" else "novel",
                          "n_way": 5, "n_shot": n_shot, "support_views": views,
                          "flip_average": bool(card.get("flip_average", False)),
+                         "photo_blend": bool(card.get("photo_blend", False)),
                          "n_query": 1 if track == "art" else 15, "episodes": episodes, "seed": seed,
                          "accuracy": accuracy, "ci95": ci95, "seconds": round(time.perf_counter() - started, 2)})
             started = time.perf_counter()
@@ -125,21 +136,27 @@ def none_threshold(name: str, keep: float = 0.95, episodes: int = 300, seed: int
             "unknown_turned_away": float((unknown < threshold).mean())}
 
 
-def flip_average_choice(name: str, episodes: int = 600, seed: int = 0) -> dict:
-    """Test-time mirror averaging (`Embedder.embed`), measured on the **val** species (val backgrounds) with
-    and without, every track, 1- and 5-shot, the page's photo-ready prototypes; `chosen` when it raises
-    the mean of those accuracies. The novel species play no part."""
+def photo_blend_entry() -> dict:
+    """A card's `photo_blend`: the shipped segmenter (a file beside the checkpoints) and the cut-out's weight."""
+    return {"segmenter": SEGMENTER.name, "weight": BLEND_WEIGHT}
+
+
+def val_choice(name: str, option: str, episodes: int = 600, seed: int = 0) -> dict:
+    """A test-time extra of `Embedder.embed` ("flip_average" or "photo_blend"), measured on the **val** species
+    (val backgrounds) without and with it, every track, 1- and 5-shot, the page's photo-ready prototypes, the
+    other extras as the card says; `chosen` when it raises the mean of those accuracies by more than its
+    `MARGINS`. The novel species play no part."""
     val, rendered = SpriteDataset.load().subset(split_species()["val"]), {}
     accuracies = {}
-    for flip in (False, True):
+    for on in (False, True):
         rows = fewshot_rows(name, (1, 5), episodes, seed, dataset=val, tracks=TRACKS, rendered=rendered,
-                            pool="val", flip_average=flip)
-        accuracies["on" if flip else "off"] = {f"{r['track']} {r['n_shot']}-shot": round(r["accuracy"], 4)
-                                               for r in rows}
+                            pool="val", **{option: on})
+        accuracies["on" if on else "off"] = {f"{r['track']} {r['n_shot']}-shot": round(r["accuracy"], 4)
+                                             for r in rows}
     means = {key: float(np.mean(list(values.values()))) for key, values in accuracies.items()}
-    return {"model": name, "split": "val", "episodes": episodes, "seed": seed, **accuracies,
-            "mean_off": round(means["off"], 4), "mean_on": round(means["on"], 4),
-            "chosen": bool(means["on"] > means["off"])}
+    return {"model": name, "option": option, "split": "val", "episodes": episodes, "seed": seed, **accuracies,
+            "mean_off": round(means["off"], 4), "mean_on": round(means["on"], 4), "margin": MARGINS[option],
+            "chosen": bool(means["on"] > means["off"] + MARGINS[option])}
 
 
 def val_map(out: Path, per_species: int = 8, seed: int = 0) -> Path:
@@ -194,6 +211,9 @@ def card_scores(rows: list[dict]) -> dict:
             for r in rows}
 
 
+SWITCH = {"card": None, "on": True, "off": False}   # --flip-average / --photo-blend -> fewshot_rows' override
+
+
 def print_table(rows: list[dict]) -> None:
     print(f"{'model':<16} {'track':<10} {'way':>3} {'shot':>4} {'episodes':>8}  {'accuracy':>16} {'seconds':>8}")
     for r in rows:
@@ -219,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="photo-like views per support for photo queries (0: plain prototypes)")
     few.add_argument("--flip-average", choices=("card", "on", "off"), default="card",
                      help="test-time mirror averaging: as the model's card says (the page), or forced on or off")
+    few.add_argument("--photo-blend", choices=("card", "on", "off"), default="card",
+                     help="photos blended with their cut-out (`segment.PhotoBlend`): as the card says (the page), "
+                          "or forced on or off")
     few.add_argument("--threads", type=int, default=2)
     few.add_argument("--device", default=None, help="auto (CUDA when present; the default, or $POKEDEMO_DEVICE) | cpu | cuda")
     few.add_argument("--json", type=Path, help="write the rows as JSON here")
@@ -244,13 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     none.add_argument("--episodes", type=int, default=300)
     none.add_argument("--threads", type=int, default=2)
     none.add_argument("--record", action="store_true", help="store the threshold in each card (`none_threshold`)")
-    flip = commands.add_parser("flip-average", help="test-time mirror averaging, measured and chosen on the val species")
-    flip.add_argument("--model", action="append", choices=("teacher", "student"), help="repeatable; default: both")
-    flip.add_argument("--episodes", type=int, default=600)
-    flip.add_argument("--threads", type=int, default=2)
-    flip.add_argument("--json", type=Path, help="write the measurements as JSON here")
-    flip.add_argument("--record", action="store_true",
-                      help="store the choice in each card (`flip_average`: the page and the benchmark follow it)")
+    for option, text in (("flip-average", "test-time mirror averaging"),
+                         ("photo-blend", "photos blended with their cut-out by the shipped segmenter")):
+        extra = commands.add_parser(option, help=f"{text}, measured and chosen on the val species")
+        extra.add_argument("--model", action="append", choices=("teacher", "student"), help="repeatable; default: both")
+        extra.add_argument("--episodes", type=int, default=600)
+        extra.add_argument("--threads", type=int, default=2)
+        extra.add_argument("--json", type=Path, help="write the measurements as JSON here")
+        extra.add_argument("--record", action="store_true",
+                           help="store the choice in each card (the page and the benchmark follow it)")
     scoreboard = commands.add_parser("all", help="the compression scoreboard: docs/benchmarks.md and .json")
     scoreboard.add_argument("--episodes", type=int, default=600)
     scoreboard.add_argument("--fine-tune-episodes", type=int, default=100)
@@ -266,14 +291,15 @@ def main(argv: list[str] | None = None) -> int:
             rows, rendered = [], {}
             if args.record and args.split != "novel":
                 raise ValueError("--record stores the benchmark's figures: the novel split only")
-            if args.record and args.flip_average != "card":
-                raise ValueError("--record stores what the page does: leave --flip-average as the card says")
+            if args.record and (args.flip_average, args.photo_blend) != ("card", "card"):
+                raise ValueError("--record stores what the page does: leave --flip-average and --photo-blend as "
+                                 "the card says")
             novel = SpriteDataset.load().subset(split_species()[args.split])
             for name in args.model or MODEL_NAMES:
                 model_rows = fewshot_rows(name, args.shots, args.episodes, args.seed, args.checkpoint, args.centre,
                                           novel, args.track or ["clean"], rendered, str(pick_device(args.device)),
                                           args.support_views, "val" if args.split == "val" else "test",
-                                          {"card": None, "on": True, "off": False}[args.flip_average])
+                                          SWITCH[args.flip_average], SWITCH[args.photo_blend])
                 if args.record and name not in ("pixels", "random-student"):
                     record_scores(args.checkpoint or CHECKPOINT_DIR / f"{name}.safetensors", card_scores(model_rows),
                                   command)
@@ -291,19 +317,19 @@ def main(argv: list[str] | None = None) -> int:
                 if args.record:
                     record_card(CHECKPOINT_DIR / f"{name}.safetensors", {"none_threshold": row},
                                 command)
-        elif args.command == "flip-average":
-            names = args.model or ("teacher", "student")
+        elif args.command in ("flip-average", "photo-blend"):
+            names, option = args.model or ("teacher", "student"), args.command.replace("-", "_")
             if args.record and "teacher" in names:
                 raise ValueError("the teacher looks once on the page: a second ResNet18 pass does not fit the page's "
                                  "CPU budget per task (docs/robustness.md); measure it without --record")
             choices = []
             for name in names:
-                row = flip_average_choice(name, args.episodes)
+                row = val_choice(name, option, args.episodes)
                 print(json.dumps(row))
                 choices.append(row)
                 if args.record:
-                    record_card(CHECKPOINT_DIR / f"{name}.safetensors",
-                                {"flip_average": row["chosen"], "flip_average_val": row}, command)
+                    value = row["chosen"] if option == "flip_average" else photo_blend_entry() if row["chosen"] else None
+                    record_card(CHECKPOINT_DIR / f"{name}.safetensors", {option: value, f"{option}_val": row}, command)
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps({"command": command, "models": choices}, indent=1))

@@ -34,13 +34,17 @@ def save_checkpoint(model: Embedder, path: Path, card: dict, half: bool = False)
 
 def checkpoint_identity(*paths: Path) -> str:
     """The SHA-256 of these checkpoints' weights files, together with how each embeds when its card says
-    more than the weights do (`flip_average`): what was computed with them (the gallery's embeddings) names
-    them by it."""
+    more than the weights do (`flip_average`, `photo_blend` with its segmenter's weights): what was computed
+    with them (the gallery's embeddings) names them by it."""
     digest = hashlib.sha256()
     for path in paths:
         digest.update(Path(path).read_bytes())
-        if read_card(path).get("flip_average"):
+        card = read_card(path)
+        if card.get("flip_average"):
             digest.update(b"flip_average")
+        if card.get("photo_blend"):
+            digest.update(json.dumps(card["photo_blend"], sort_keys=True).encode())
+            digest.update((Path(path).parent / card["photo_blend"]["segmenter"]).read_bytes())
     return digest.hexdigest()
 
 
@@ -69,7 +73,8 @@ def record_card(path: Path, fields: dict, command: str) -> None:
 
 def load_checkpoint(path: Path | str, device: str = "cpu") -> tuple[Embedder, dict]:
     """Build the model its card describes and load its weights, as float32, in eval mode; the card's
-    `flip_average` (test-time mirror averaging, `Embedder.embed`) is set on the model.
+    test-time extras (`Embedder.embed`) are set on the model: `flip_average` (mirror averaging) and
+    `photo_blend` (photos blended with their cut-out, `segment.PhotoBlend`, its segmenter beside the checkpoint).
 
     Only .safetensors files are read; a pickle, a tampered or a mismatched file is refused with a
     ValueError that says what to do.
@@ -91,6 +96,10 @@ def load_checkpoint(path: Path | str, device: str = "cpu") -> tuple[Embedder, di
         raise ValueError(f"{path.name} does not match its card's architecture '{card['architecture']}': "
                          f"{str(error)[:300]}") from None
     model.flip_average = bool(card.get("flip_average", False))
+    if card.get("photo_blend"):
+        from .segment import PhotoBlend   # the segmenter's module loads its own checkpoints with this one's helpers
+
+        model.photo_blend = PhotoBlend.from_card(card["photo_blend"], path.parent)
     return model.to(device).eval(), card
 
 

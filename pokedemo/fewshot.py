@@ -214,7 +214,7 @@ def fine_tune(model: torch.nn.Module, support_images: Tensor, support_labels: Te
             pick = torch.randint(len(support_views), (photos, count), generator=generator)
             rendered = support_views[pick, torch.arange(count)].flatten(0, 1)
             views[len(views) - photos * count:] = augment(rendered, generator=generator, geometry=False, erase=False)
-        embeddings = tuned.embed(views, flip_average=False).view(config.augment_copies + 1, len(support_images), -1)
+        embeddings = tuned.embed(views, test_time=False).view(config.augment_copies + 1, len(support_images), -1)
         prototypes = compute_prototypes(embeddings[0], support_labels, n_way)
         logits = prototype_logits(embeddings[1:].reshape(-1, embeddings.shape[-1]), prototypes, config.temperature)
         loss = F.cross_entropy(logits, support_labels.repeat(config.augment_copies))

@@ -27,17 +27,24 @@ class Embedder(nn.Module):
 
     embedding_dim: int
     flip_average: bool = False   # embed a picture as the mean of it and its mirror image (set from the card)
+    # photos embedded with their cut-out too (`segment.PhotoBlend`, set from the card's `photo_blend`); held
+    # outside the module tree: not trained, not saved, shared by copies
+    photo_blend = None
 
-    def embed(self, images: Tensor, flip_average: bool | None = None) -> Tensor:
+    def embed(self, images: Tensor, test_time: bool = True) -> Tensor:
         """(N, 3, S, S) in [0, 1] -> (N, D) L2-normalised, on the images' device (the model may be on a GPU).
 
-        flip_average (default: the model's `flip_average`): the normalised mean of the picture's and its
-        mirror image's embeddings, a test-time augmentation that costs a second pass; training and
-        fine-tuning steps pass False."""
+        test_time: the card's test-time extras, each chosen on the val species: `flip_average`, the normalised
+        mean of the picture's and its mirror image's embeddings (a second pass), and `photo_blend`, where a
+        picture is a photo (`images.is_photo`), its embedding blended with its cut-out's (a second pass on the
+        photos alone). Training and fine-tuning steps pass False."""
         weight = next(self.parameters())
         pictures = images.to(device=weight.device, dtype=weight.dtype)
-        flip = self.flip_average if flip_average is None else flip_average
-        return self.embed_pictures(pictures, flip).to(images.device)
+        flip = self.flip_average and test_time
+        embeddings = self.embed_pictures(pictures, flip)
+        if test_time and self.photo_blend is not None:
+            embeddings = self.photo_blend(lambda cut: self.embed_pictures(cut, flip), pictures, embeddings)
+        return embeddings.to(images.device)
 
     def embed_pictures(self, pictures: Tensor, flip_average: bool) -> Tensor:
         """`embed`'s arithmetic alone, on pictures already on the model's device and dtype (what an export runs)."""

@@ -27,14 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from .checkpoint import read_card, save_checkpoint
+from .images import is_photo, to_model_rgba
 from .models import _separable, count_parameters, to_tensor
 
-SEGMENTER = Path(__file__).resolve().parent.parent / "docs" / "results" / "segmenter" / "segmenter-w24.safetensors"
+SEGMENTER = Path(__file__).resolve().parent.parent / "checkpoints" / "segmenter.safetensors"   # docs/results/segmenter/segmenter-w24
 AREA = (0.05, 0.9)     # a plausible sprite covers this share of the picture (the renderer: about 0.1 to 0.7)
 
 
@@ -219,20 +221,64 @@ def plausible(mask: np.ndarray) -> bool:
     return AREA[0] <= share <= AREA[1]
 
 
+def _cut(pictures: np.ndarray, model: Segmenter) -> tuple[np.ndarray, np.ndarray]:
+    """`cut_out`, and (N,) bool: which pictures were cut (their mask `plausible`)."""
+    out, cut = pictures.copy(), np.zeros(len(pictures), dtype=bool)
+    for k, mask in enumerate(sprite_masks(pictures, model)):
+        if plausible(mask):
+            rgba = Image.fromarray(np.dstack([pictures[k], mask]), "RGBA")
+            out[k], cut[k] = to_model_rgba(rgba, pictures.shape[1])[0], True
+    return out, cut
+
+
 def cut_out(pictures: np.ndarray, model: Segmenter) -> np.ndarray:
     """(N, S, S, 3) uint8 photos, preprocessed as the page preprocesses one (`images.to_model_image`) ->
     the same with each sprite over white and cropped to as a sprite is (`images.to_model_rgba`), where
     the segmenter's mask is `plausible`; the others as they were."""
-    from PIL import Image
+    return _cut(pictures, model)[0]
 
-    from .images import to_model_rgba
 
-    out = pictures.copy()
-    for k, mask in enumerate(sprite_masks(pictures, model)):
-        if plausible(mask):
-            rgba = Image.fromarray(np.dstack([pictures[k], mask]), "RGBA")
-            out[k] = to_model_rgba(rgba, pictures.shape[1])[0]
-    return out
+class PhotoBlend:
+    """A test-time extra of a model's `embed` (`models.Embedder`), set from its card's `photo_blend`
+    ({"segmenter": file beside the checkpoint, "weight": w}) by `checkpoint.load_checkpoint`: a picture the
+    page takes for a photo (`images.is_photo`) is embedded as the normalised sum of its own embedding and w
+    times its cut-out's (`cut_out`); where the mask is not a plausible sprite's, as it was. Sprites and
+    pictures on white are untouched. Chosen on the val species (`python -m pokedemo.bench photo-blend`).
+
+    Not a submodule: fine-tuned copies share it (`copy.deepcopy` returns it), it is neither trained nor saved."""
+
+    def __init__(self, segmenter: Segmenter, weight: float, path: Path | None = None):
+        if not 0 < weight:
+            raise ValueError(f"the cut-out's weight must be above 0, got {weight}")
+        self.segmenter, self.weight, self.path = segmenter.eval(), float(weight), path
+
+    @classmethod
+    def from_card(cls, entry: dict, folder: Path) -> PhotoBlend:
+        """From a card's `photo_blend` entry; the segmenter's file is named relative to the card's folder."""
+        path = Path(folder) / entry["segmenter"]
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: the card's photo_blend needs this segmenter beside the "
+                                    "checkpoint (restore it with git)")
+        return cls(load_segmenter(path), entry["weight"], path)
+
+    def __deepcopy__(self, memo) -> PhotoBlend:
+        return self
+
+    def __call__(self, embed, pictures: Tensor, embeddings: Tensor) -> Tensor:
+        """pictures (N, 3, S, S) in [0, 1] (uint8 pictures / 255, as the models take them); embeddings (N, D)
+        their own, by `embed` (pictures -> embeddings, the model's test-time pass). Returns the blended (N, D)."""
+        images = pictures.detach().float().mul(255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        photos = np.flatnonzero([is_photo(Image.fromarray(image)) for image in images])
+        if not len(photos):
+            return embeddings
+        cut_images, cut = _cut(images[photos], self.segmenter)
+        if not cut.any():
+            return embeddings
+        rows = torch.from_numpy(photos[cut]).to(embeddings.device)
+        extra = embed(to_tensor(cut_images[cut]).to(device=pictures.device, dtype=pictures.dtype))
+        embeddings = embeddings.clone()
+        embeddings[rows] = F.normalize(embeddings[rows] + self.weight * extra.to(embeddings.dtype), dim=-1)
+        return embeddings
 
 
 def main(argv: list[str] | None = None, splits=None) -> int:
@@ -248,7 +294,7 @@ def main(argv: list[str] | None = None, splits=None) -> int:
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--threads", type=int, default=2)
     command.add_argument("--run-dir", default="runs/segmenter")
-    command.add_argument("--out", default=str(SEGMENTER))
+    command.add_argument("--out", default="runs/segmenter.safetensors")
     command.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.safetensors")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv

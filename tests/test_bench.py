@@ -23,8 +23,8 @@ def test_fewshot_bench_writes_one_json_row_per_model_and_shot(tmp_path, data_roo
     rows = json.loads(out.read_text())
     assert [(r["model"], r["n_shot"]) for r in rows] == [("pixels", 1), ("pixels", 5), ("random-student", 1),
                                                          ("random-student", 5)]
-    assert set(rows[0]) == {"model", "track", "split", "n_way", "n_shot", "support_views", "flip_average", "n_query",
-                            "episodes", "seed", "accuracy", "ci95", "seconds"}
+    assert set(rows[0]) == {"model", "track", "split", "n_way", "n_shot", "support_views", "flip_average", "photo_blend",
+                            "n_query", "episodes", "seed", "accuracy", "ci95", "seconds"}
     assert {r["track"] for r in rows} == {"clean"}
     assert all(0.2 <= r["accuracy"] <= 1 and r["episodes"] == 20 for r in rows)
     # colours separate the toy species: raw pixels must beat chance by far
@@ -60,6 +60,20 @@ def test_mirror_averaging_can_be_forced_for_a_measurement_but_not_recorded(tmp_p
         looks[flip] = json.loads(out.read_text())[0]
     assert looks["off"]["flip_average"] is False and looks["on"]["flip_average"] is True
     assert bench_main(["fewshot", "--model", "student", "--flip-average", "on", "--record", "--episodes", "5"]) == 1
+    assert "as the card says" in capsys.readouterr().err
+
+
+def test_the_photo_blend_can_be_forced_for_a_measurement_but_not_recorded(tmp_path, data_root, capsys):
+    prepare_tiny_dataset(tmp_path)
+    out = tmp_path / "rows.json"
+    rows = {}
+    for blend in ("off", "on"):
+        assert bench_main(["fewshot", "--model", "random-student", "--shots", "1", "--episodes", "10", "--track",
+                           "photo", "--photo-blend", blend, "--json", str(out), "--threads", "1"]) == 0
+        rows[blend] = json.loads(out.read_text())[0]
+    assert rows["off"]["photo_blend"] is False and rows["on"]["photo_blend"] is True
+    assert rows["on"]["accuracy"] != rows["off"]["accuracy"]       # the photo queries are embedded otherwise
+    assert bench_main(["fewshot", "--model", "student", "--photo-blend", "off", "--record", "--episodes", "5"]) == 1
     assert "as the card says" in capsys.readouterr().err
 
 

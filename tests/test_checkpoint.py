@@ -93,7 +93,7 @@ def test_a_card_that_says_flip_average_makes_the_model_embed_a_picture_with_its_
     expected = torch.nn.functional.normalize(plain.embed(images) + plain.embed(images.flip(-1)), dim=-1)
     assert torch.allclose(mirrored.embed(images), expected, atol=1e-5)
     assert torch.allclose(mirrored.embed(images), mirrored.embed(images.flip(-1)), atol=1e-5)
-    assert torch.allclose(mirrored.embed(images, flip_average=False), plain.embed(images))
+    assert torch.allclose(mirrored.embed(images, test_time=False), plain.embed(images))
     assert checkpoint_identity(path) != before      # the gallery's stored embeddings are stale then
 
 
@@ -106,4 +106,4 @@ def test_the_exported_embedding_looks_twice_when_the_model_does():
                                   dynamic_shapes=({0: torch.export.Dim("batch")},))
     with torch.inference_mode():
         assert torch.allclose(program.module()(images), model.embed(images), atol=1e-5)
-        assert not torch.allclose(program.module()(images), model.embed(images, flip_average=False), atol=1e-3)
+        assert not torch.allclose(program.module()(images), model.embed(images, test_time=False), atol=1e-3)

@@ -117,12 +117,16 @@ def test_a_stopped_run_resumes_to_the_same_weights_and_refuses_other_arguments(t
         segment.load_segmenter(tmp_path / "stopped.json")
 
 
-@pytest.mark.parametrize("name", ["segmenter-w16", "segmenter-w24"])
-def test_each_kept_segmenter_is_its_best_val_epoch(name):
-    card = json.loads((segment.SEGMENTER.parent / f"{name}.json").read_text())
+KEPT = Path(__file__).resolve().parent.parent / "docs" / "results" / "segmenter"
+
+
+@pytest.mark.parametrize("path", [KEPT / "segmenter-w16.safetensors", KEPT / "segmenter-w24.safetensors",
+                                  segment.SEGMENTER], ids=["w16", "w24", "shipped"])
+def test_each_kept_segmenter_is_its_best_val_epoch(path):
+    card = json.loads(path.with_suffix(".json").read_text())
     best = max(card["log"], key=lambda row: row["val_iou"])              # the first of equals, as training keeps
     assert (card["epoch"], card["val_iou"]) == (best["epoch"], best["val_iou"])
-    model = segment.load_segmenter(segment.SEGMENTER.parent / f"{name}.safetensors")
+    model = segment.load_segmenter(path)
     assert card["parameters"] == sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
 
 
@@ -132,3 +136,46 @@ def test_a_checkpoint_of_another_kind_is_not_taken_for_a_segmenter(tmp_path):
     path.with_suffix(".json").write_text(json.dumps({"architecture": "student", "arguments": {}}))
     with pytest.raises(ValueError, match="not a segmenter"):
         segment.load_segmenter(path)
+
+
+def test_a_card_with_a_photo_blend_embeds_photos_with_their_cut_out_and_sprites_as_before(tmp_path):
+    import copy
+
+    import torch.nn.functional as F
+
+    from pokedemo.checkpoint import checkpoint_identity, load_checkpoint, record_card, save_checkpoint
+    from pokedemo.models import build_model, count_parameters, to_tensor
+
+    torch.manual_seed(0)
+    path = save_checkpoint(build_model("student").eval(), tmp_path / "s.safetensors",
+                           {"architecture": "student", "arguments": {}})
+    plain, _ = load_checkpoint(path)
+    before = checkpoint_identity(path)
+    record_card(path, {"photo_blend": {"segmenter": "seg.safetensors", "weight": 0.3}}, "a test")
+    with pytest.raises(FileNotFoundError, match="seg.safetensors"):        # the segmenter must lie beside it
+        load_checkpoint(path)
+    for suffix in (".safetensors", ".json"):
+        (tmp_path / f"seg{suffix}").write_bytes(segment.SEGMENTER.with_suffix(suffix).read_bytes())
+    blended, _ = load_checkpoint(path)
+    assert checkpoint_identity(path) != before                           # the gallery's stored embeddings are stale
+    sprites, _ = gallery_sprites(6)
+    photos = (photos_with_masks()[0][:6] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    photos = np.stack([to_model_image(Image.fromarray(p)) for p in photos])
+    assert all(is_photo(Image.fromarray(p)) for p in photos) and not any(is_photo(Image.fromarray(s)) for s in sprites)
+    with torch.inference_mode():
+        # sprites on white: as without it; training steps (test_time=False): as without it
+        assert torch.equal(blended.embed(to_tensor(sprites)), plain.embed(to_tensor(sprites)))
+        assert torch.equal(blended.embed(to_tensor(photos), test_time=False), plain.embed(to_tensor(photos)))
+        cut = segment.cut_out(photos, segment.load_segmenter())
+        changed = np.flatnonzero((cut != photos).any(axis=(1, 2, 3)))
+        assert len(changed) >= 3
+        expected = plain.embed(to_tensor(photos))
+        expected[changed] = F.normalize(expected[changed] + 0.3 * plain.embed(to_tensor(cut[changed])), dim=-1)
+        assert torch.allclose(blended.embed(to_tensor(photos)), expected, atol=1e-6)
+        # a mixed batch: each picture as alone
+        mixed = np.concatenate([sprites[:2], photos[:2]])
+        assert torch.allclose(blended.embed(to_tensor(mixed)), torch.cat([plain.embed(to_tensor(sprites[:2])),
+                                                                          expected[:2]]), atol=1e-6)
+    tuned = copy.deepcopy(blended)           # a visitor's fine-tuned copy shares the read-only segmenter
+    assert tuned.photo_blend is blended.photo_blend
+    assert count_parameters(tuned) == count_parameters(plain) and set(tuned.state_dict()) == set(plain.state_dict())
