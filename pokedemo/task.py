@@ -509,13 +509,15 @@ def classify_picture(models: Models, result: TaskResult, image: np.ndarray) -> t
 def export_tuned_student(models: Models, result: TaskResult, folder: Path) -> list[Path]:
     """The visitor's fine-tuned student as `.safetensors` + JSON card (the card also holds the task's class
     names and their prototypes, centred and normalised, so the download classifies on its own), and its
-    embedding as ONNX."""
+    embedding as ONNX. Neither blends photos with their cut-out (`photo_blend`): the segmenter stays here."""
     if result.tuned_student is None:
         raise ValueError("there is no fine-tuned student yet: run a task with fine-tuning steps above 0")
     mean = base_mean(models.student_card)
     supports = torch.from_numpy(result.embeddings["student+fine-tune"][:result.n_support])
     prototypes = compute_prototypes(centre(supports, mean), torch.from_numpy(result.support_labels))
-    card = {k: v for k, v in models.student_card.items() if k not in ("scores", "scores_command", "commands")}
+    # the download embeds as its ONNX twin does: without the photo blend, whose segmenter does not travel with it
+    card = {k: v for k, v in models.student_card.items()
+            if k not in ("scores", "scores_command", "commands", "photo_blend", "photo_blend_val")}
     card["fine_tuned_on"] = {"classes": result.class_names, "support_pictures": int(result.n_support),
                              "seconds": round(result.fine_tune_seconds, 2),
                              "prototypes": np.round(prototypes.numpy(), 5).tolist()}

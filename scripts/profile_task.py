@@ -1,9 +1,12 @@
 """Where one page task's time goes: a 5-way 5-shot task with 25 test pictures (the page's example tasks),
 phase by phase, in the app's own process and code path, CPU seconds (process_time: both cores' work) and
 wall seconds, median over the tasks; then the served app's whole CPU per task through the API (the
-server process's CPU time, so Gradio's own overhead is in it). Both for gallery pictures (whose embeddings
+server process's CPU time, so Gradio's own overhead is in it). For gallery pictures (whose embeddings
 the app reads at start-up: assets/gallery-embeddings.safetensors) and for the visitor's own pictures (here:
-the same pictures mirrored, saved as new files, so that none is the gallery's).
+the same pictures mirrored, saved as new files, so that none is the gallery's) and for a class's phone photos
+(gallery supports; the test pictures rendered like phone photos by the page's switch, `task.photo_like`, in the
+app's process, and sent to the served app as new files: where the photo-ready views and the student's photo
+blend do their work).
 
     python scripts/profile_task.py [--tasks 10] [--out docs/task-profile-now.md]
 """
@@ -38,10 +41,30 @@ def own_copies(paths: list[str], folder: Path) -> list[str]:
     return copies
 
 
-def profile_in_process(tasks: int, own: bool, folder: Path) -> tuple[list[dict], int, int]:
+def photo_files(paths: list[str], folder: Path, seed: int) -> list[str]:
+    """Each gallery picture rendered like a phone photo as the page's switch renders it (`task.photo_like`), saved
+    under a new name: a class's photos, none of them the gallery's."""
+    from PIL import Image
+
+    import app
+    from pokedemo.task import Picture, photo_like
+
+    rendered = photo_like([Picture(app._gallery_image(p), Path(p).name) for p in paths], [app._alpha(p) for p in paths],
+                          seed)
+    copies = [str(folder / f"photo-{seed}-{k}-{Path(p).stem}.png") for k, p in enumerate(paths)]
+    for picture, copy in zip(rendered, copies):
+        Image.fromarray(picture.image).save(copy)
+    return copies
+
+
+KINDS = {"gallery": "gallery pictures", "own": "the visitor's own pictures (mirrored copies, new files)",
+         "photos": "phone photos (gallery supports; the test pictures rendered like photos, as the page's switch does)"}
+
+
+def profile_in_process(tasks: int, kind: str, folder: Path) -> tuple[list[dict], int, int]:
     import app
     from pokedemo import report
-    from pokedemo.task import Slot, first_answer, plan_task, refine
+    from pokedemo.task import Slot, first_answer, photo_like, plan_task, refine
 
     warm = threading.Thread(target=app.warm_up)  # as `python app.py` does at start-up (its own thread lowers
     warm.start()                                 # its priority), waited for here
@@ -51,7 +74,7 @@ def profile_in_process(tasks: int, own: bool, folder: Path) -> tuple[list[dict],
         filled = app.random_task(seed, 5, 5, 5)
         names, galleries = filled[:app.MAX_WAY], filled[app.MAX_WAY:2 * app.MAX_WAY]
         queries = filled[3 * app.MAX_WAY]
-        if own:
+        if kind == "own":
             galleries, queries = [own_copies(g, folder) for g in galleries[:5]], own_copies(queries, folder)
         row = {}
 
@@ -63,7 +86,13 @@ def profile_in_process(tasks: int, own: bool, folder: Path) -> tuple[list[dict],
 
         plan = plan_task([Slot(names[k]["value"], [(p, *app._truth(p)) for p in galleries[k]]) for k in range(5)],
                          [(p, *app._truth(p)) for p in queries])
-        supports, pictures, _ = timed(PHASES[0], lambda: app._read_task(plan.supports, plan.queries))
+        def read():
+            supports, pictures, _ = app._read_task(plan.supports, plan.queries)
+            if kind == "photos":   # as `app.answer` does with the switch on
+                pictures = photo_like(pictures, [app._alpha(q.path) for q in pictures], seed)
+            return supports, pictures
+
+        supports, pictures = timed(PHASES[0], read)
         result = timed(PHASES[1], lambda: first_answer(app.MODELS, plan.class_names, supports, pictures))
         result = timed(PHASES[2], lambda: refine(app.MODELS, result, 5))
         timed(PHASES[3], lambda: app.draw_maps(result, "t-SNE", 10, 0, False))
@@ -72,7 +101,7 @@ def profile_in_process(tasks: int, own: bool, folder: Path) -> tuple[list[dict],
     return rows, len(result.support_labels), len(result.query_labels)
 
 
-def profile_served(tasks: int, own: bool, folder: Path) -> dict:
+def profile_served(tasks: int, kind: str, folder: Path) -> dict:
     """The server's CPU seconds per /classify task (maps on), Gradio included, from the process's CPU times."""
     import psutil
     import httpx
@@ -91,8 +120,10 @@ def profile_served(tasks: int, own: bool, folder: Path) -> dict:
         cpu, wall = [], []
         for seed in range(tasks + 1):
             paths, labels, queries, _ = gallery_task(gallery, seed, n_query=5)
-            if own:
+            if kind == "own":
                 paths, queries = own_copies(paths, folder), own_copies(queries, folder)
+            elif kind == "photos":
+                queries = photo_files(queries, folder, seed)
             before, started = sum(server.cpu_times()[:2]), time.perf_counter()
             classify(url, paths, labels, queries, steps=5, maps=True, http=http)
             if seed:  # the first task warms up
@@ -113,13 +144,13 @@ def main() -> int:
     lines, record = [f"# One task, profiled\n\nMade by `python scripts/profile_task.py --tasks {args.tasks}` on this "
                      f"machine: {args.tasks} of the page's random 5-way 5-shot tasks, median per phase, in the app's "
                      "process and code path (torch with 2 threads), after the app's start-up work (`app.warm_up`).\n"], {}
-    for own, kind in ((False, "gallery pictures"), (True, "the visitor's own pictures (mirrored copies, new files)")):
+    for kind, text in KINDS.items():
         with tempfile.TemporaryDirectory(prefix="pokedemo-profile-") as folder:  # the own pictures
-            rows, n_support, n_query = profile_in_process(args.tasks, own, Path(folder))
-            served = profile_served(args.tasks, own, Path(folder))
+            rows, n_support, n_query = profile_in_process(args.tasks, kind, Path(folder))
+            served = profile_served(args.tasks, kind, Path(folder))
         median = {p: tuple(statistics.median(r[p][k] for r in rows) for k in (0, 1)) for p in PHASES}
         total = tuple(sum(median[p][k] for p in PHASES) for k in (0, 1))
-        lines += [f"## Tasks of {kind}\n\n{n_support} supports, {n_query} test pictures each.\n",
+        lines += [f"## Tasks of {text}\n\n{n_support} supports, {n_query} test pictures each.\n",
                   "| phase | CPU s (both cores) | wall s |", "|---|---|---|"]
         lines += [f"| {p} | {median[p][0]:.3f} | {median[p][1]:.3f} |" for p in PHASES]
         lines += [f"| **all phases** | **{total[0]:.3f}** | **{total[1]:.3f}** |", "",
@@ -127,7 +158,7 @@ def main() -> int:
                   f"tasks after its start-up work and one task to warm up): **{served['cpu_s']:.2f} CPU s** of the "
                   f"server process per task (Gradio's own work included: uploads, queue, JSON), "
                   f"{served['wall_s']:.2f} s wall as the client sees it.\n"]
-        record["own" if own else "gallery"] = {"phases": median, "served": served}
+        record[kind] = {"phases": median, "served": served}
     args.out.write_text("\n".join(lines), encoding="utf-8")
     args.out.with_suffix(".json").write_text(json.dumps({**record, "tasks": args.tasks}, indent=1))
     print("\n".join(lines))

@@ -3,6 +3,8 @@ says whether it looks twice before the benchmark records it):
 
     python -m pokedemo.bench flip-average --model student --record --json docs/results/val-flip-student.json
     python -m pokedemo.bench flip-average --model teacher --json docs/results/val-flip-teacher.json
+    python -m pokedemo.bench photo-blend --model student --record --json docs/results/val-blend-student.json
+    python -m pokedemo.bench photo-blend --model teacher --json docs/results/val-blend-teacher.json
     python -m pokedemo.bench fewshot --model pixels --model random-student --model teacher --model student \
         --model paper-student --track clean --track art --track photo --track photo-both \
         --json docs/results/tracks.json --record
@@ -18,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from pokedemo.bench import BLEND_WEIGHT  # noqa: E402
 from pokedemo.tracks import TRACKS  # noqa: E402
 
 
@@ -115,6 +118,42 @@ def flip_section() -> list[str]:
     return lines
 
 
+def blend_section() -> list[str]:
+    """Photos blended with their cut-out on the val species (how it was chosen), from
+    docs/results/val-blend-*.json (the student's recorded, the teacher's measured only when present)."""
+    files = [f for f in (ROOT / f"docs/results/val-blend-{name}.json" for name in ("student", "teacher")) if f.exists()]
+    if not files:
+        return []
+    measured = [json.loads(f.read_text()) for f in files]
+    first = measured[0]["models"][0]
+    lines = ["## A photo and its cut-out, chosen on the val species", "",
+             "Where a picture is a photo (`images.is_photo`), a model may embed it as the normalised sum of its own "
+             f"embedding and {BLEND_WEIGHT} times its cut-out's: the sprite cut out by a small segmenter (`pokedemo/segment.py`, "
+             "`checkpoints/segmenter.safetensors`) and put on white (`segment.PhotoBlend`: a segmenter pass and a "
+             "second model pass on the photos alone; sprites and pictures on white are untouched, so the clean and "
+             "art cells cannot move). Made by " + " and ".join(f"`{m['command']}`" for m in measured)
+             + f" (val species, val backgrounds, photo-ready prototypes, the cards' other extras, {first['episodes']} "
+             f"episodes; `chosen`: when it raises the mean of the {len(first['off'])} by more than "
+             f"{100 * first['margin']:.1f} points, the rule a new student meets in "
+             "[robust-ablations.md](robust-ablations.md); the segmenter's epoch and the weight were chosen on these "
+             "val pictures, [photo-gap.md](photo-gap.md)):", "",
+             "| model | track | shots | the photo alone | with its cut-out |", "|---|---|---|---|---|"]
+    for row in (m["models"][0] for m in measured):
+        for key, off in row["off"].items():
+            track, shots = key.split(" ")
+            lines.append(f"| {row['model']} | {track} | {shots.split('-')[0]} | {100 * off:.2f} | "
+                         f"{100 * row['on'][key]:.2f} |")
+        lines.append(f"| {row['model']} | **mean** | | **{100 * row['mean_off']:.2f}** | **{100 * row['mean_on']:.2f}** |")
+    cards = {name: bool(json.loads((ROOT / f"checkpoints/{name}.json").read_text()).get("photo_blend"))
+             for name in ("student", "teacher")}
+    lines += ["", "Shipped with it (`photo_blend` in the card, written by the command's `--record`; the page, the API "
+              "and the benchmark follow the card): " + (", ".join(n for n, on in cards.items() if on) or "none")
+              + ". The teacher's `--record` is refused for the reason its second look is: a second ResNet18 pass "
+              "on every photo. What it costs the page: [task-profile-now.md](task-profile-now.md) (tasks of phone "
+              "photos).", ""]
+    return lines
+
+
 def looks_twice(rows: list[dict]) -> str:
     """A sentence on the models whose rows embed each picture with its mirror image (the rows say so)."""
     twice = sorted({r["model"] for r in rows if r.get("flip_average")})
@@ -144,7 +183,7 @@ def main() -> None:
              "as it is. Every row uses the page's classifier: photo queries meet *photo-ready prototypes* "
              "(the supports averaged with 4 photo-like renderings of each, training backgrounds; "
              "`--support-views`, below)." + looks_twice(rows), "",
-             *views_section(), *flip_section(),
+             *views_section(), *flip_section(), *blend_section(),
              "## Fine-tuning on the support set, per track (val species, val backgrounds)", "",
              f"Made by `{curve_file['command']}`:", "", *curve_table(curve_file["curve"]), "",
              *photo_copies_section()]
