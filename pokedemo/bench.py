@@ -48,11 +48,13 @@ def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = Tru
                    ) -> tuple[Callable[[np.ndarray], torch.Tensor], torch.Tensor | None, dict]:
     """(embed: uint8 images (N, S, S, 3) -> (N, D) on the CPU, centring mean (D,) or None, card) for a model
     name; the model runs on `device`. flip_average, photo_blend: override the card's test-time extras (mirror
-    averaging; photos blended with their cut-out by the shipped segmenter, `photo_blend_entry`)."""
+    averaging; photos blended with their cut-out by the shipped segmenter, `photo_blend_entry`). embed takes
+    `blend_photos` (`Embedder.embed`: False for the supports' photo-like views, as the page embeds them)."""
     if name == "pixels":
         base = SpriteDataset.load().subset(split_species()["base"])
         mean = base.images.reshape(len(base), -1).astype(np.float32).mean(axis=0) / 255
-        return lambda images: pixel_embeddings(images, mean if centre else None), None, {"parameters": 0}
+        return (lambda images, blend_photos=True: pixel_embeddings(images, mean if centre else None), None,
+                {"parameters": 0})
     if name == "random-student":
         torch.manual_seed(0)
         model, card = build_model("student"), {"parameters": None}
@@ -64,7 +66,13 @@ def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = Tru
     if photo_blend is not None and photo_blend != (model.photo_blend is not None):
         model.photo_blend = PhotoBlend.from_card(photo_blend_entry(), SEGMENTER.parent) if photo_blend else None
     card = {**card, "flip_average": model.flip_average, "photo_blend": model.photo_blend is not None}
-    return lambda images: embed_array(model, images), base_mean(card) if centre else None, card
+    return (lambda images, blend_photos=True: embed_array(model, images, blend_photos=blend_photos),
+            base_mean(card) if centre else None, card)
+
+
+def view_embedder(embed: Callable) -> Callable[[np.ndarray], torch.Tensor]:
+    """`model_embedder`'s embed as the page embeds the supports' photo-like views: without the photo blend."""
+    return lambda images: embed(images, blend_photos=False)
 
 
 def model_embeddings(name: str, dataset: SpriteDataset, checkpoint: Path | None = None,
@@ -97,7 +105,7 @@ def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, ch
     for track in tracks:
         for n_shot in shots:
             accuracies = track_accuracies(embed, track_images(dataset), track, n_shot, episodes, seed, mean,
-                                          pool=pool, cache=cache, views=views)
+                                          pool=pool, cache=cache, views=views, view_embed=view_embedder(embed))
             accuracy, ci95 = mean_ci95(accuracies)
             rendered.update({k: v for k, v in cache.items() if k in ("photo_images", "view_images")})
             rows.append({"model": name, "track": track, "split": "val" if pool == "val" else "novel",

@@ -31,18 +31,20 @@ class Embedder(nn.Module):
     # outside the module tree: not trained, not saved, shared by copies
     photo_blend = None
 
-    def embed(self, images: Tensor, test_time: bool = True) -> Tensor:
+    def embed(self, images: Tensor, test_time: bool = True, blend_photos: bool = True) -> Tensor:
         """(N, 3, S, S) in [0, 1] -> (N, D) L2-normalised, on the images' device (the model may be on a GPU).
 
         test_time: the card's test-time extras, each chosen on the val species: `flip_average`, the normalised
         mean of the picture's and its mirror image's embeddings (a second pass), and `photo_blend`, where a
-        picture is a photo (`images.is_photo`), its embedding blended with its cut-out's (a second pass on the
-        photos alone). Training and fine-tuning steps pass False."""
+        picture is a photo (`images.is_photo`), its embedding blended with its cut-out's (a segmenter pass and a
+        second pass on the photos alone). Training and fine-tuning steps pass False. blend_photos=False leaves
+        the photo blend out alone: the supports' photo-like views (`tracks.embed_views`) are renderings of sprites
+        the prototype already holds, there to bring the photo's look to it."""
         weight = next(self.parameters())
         pictures = images.to(device=weight.device, dtype=weight.dtype)
         flip = self.flip_average and test_time
         embeddings = self.embed_pictures(pictures, flip)
-        if test_time and self.photo_blend is not None:
+        if test_time and blend_photos and self.photo_blend is not None:
             embeddings = self.photo_blend(lambda cut: self.embed_pictures(cut, flip), pictures, embeddings)
         return embeddings.to(images.device)
 
@@ -220,15 +222,17 @@ def to_tensor(images: np.ndarray) -> Tensor:
 
 
 @torch.inference_mode()
-def embed_array(model: Embedder, images: np.ndarray, batch_size: int = 256, progress=None) -> Tensor:
-    """Embed uint8 images (N, S, S, 3) in batches; returns (N, D) L2-normalised, on the CPU."""
+def embed_array(model: Embedder, images: np.ndarray, batch_size: int = 256, progress=None,
+                blend_photos: bool = True) -> Tensor:
+    """Embed uint8 images (N, S, S, 3) in batches; returns (N, D) L2-normalised, on the CPU. blend_photos: as in
+    `Embedder.embed`."""
     model.eval()
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     out = []
     for start in range(0, len(images), batch_size):
         batch = to_tensor(images[start:start + batch_size]).to(device=device, dtype=dtype)
-        out.append(model.embed(batch).float().cpu())
+        out.append(model.embed(batch, blend_photos=blend_photos).float().cpu())
         if progress is not None:
             progress(min(start + batch_size, len(images)), len(images))
     return torch.cat(out) if out else torch.empty(0, model.embedding_dim)

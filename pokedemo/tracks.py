@@ -81,9 +81,10 @@ def view_tensor(view_images: np.ndarray) -> Tensor:
 
 
 def embed_views(model, views: Tensor) -> Tensor:
-    """(K, N, 3, S, S) views (`view_tensor`) -> (K, N, D): their embeddings by `model` (an `Embedder`)."""
+    """(K, N, 3, S, S) views (`view_tensor`) -> (K, N, D): their embeddings by `model` (an `Embedder`), without
+    the photo blend (`Embedder.embed`)."""
     with torch.inference_mode():
-        return model.embed(views.flatten(0, 1)).unflatten(0, views.shape[:2])
+        return model.embed(views.flatten(0, 1), blend_photos=False).unflatten(0, views.shape[:2])
 
 
 def photo_flags(images: np.ndarray) -> Tensor:
@@ -112,14 +113,16 @@ def track_views(track: str) -> tuple[str, str]:
 
 def track_accuracies(embed: Callable[[np.ndarray], Tensor], data: TrackImages, track: str, n_shot: int,
                      episodes: int, seed: int = 0, mean: Tensor | None = None, pool: str = "test",
-                     cache: dict | None = None, n_query: int = 15, views: int = 0) -> list[float]:
+                     cache: dict | None = None, n_query: int = 15, views: int = 0,
+                     view_embed: Callable[[np.ndarray], Tensor] | None = None) -> list[float]:
     """Per-episode accuracy of 5-way nearest-prototype on a track (n_query per class; the art track has 1).
 
     embed: uint8 images (N, S, S, 3) -> (N, D) embeddings. cache (optional dict) keeps the clean and
     rendered embeddings ("clean", "photo"), the rendered pictures ("photo_images", "view_images") and the
     photo-ready views' embeddings between calls. views: photo-like views per support for photo-ready
     prototypes (the page's method; 0: plain prototypes), applied where the supports are sprites (they
-    have an alpha mask to render with) and the query is a photo (`photo_flags`).
+    have an alpha mask to render with) and the query is a photo (`photo_flags`). view_embed: how the views are
+    embedded (default `embed`; the page leaves the photo blend out of them, `embed_views`).
     """
     sampler = track_sampler(data, track, n_shot, episodes, seed, n_query)
     cache = {} if cache is None else cache
@@ -138,6 +141,6 @@ def track_accuracies(embed: Callable[[np.ndarray], Tensor], data: TrackImages, t
         if "view_images" not in cache or len(cache["view_images"]) != views:
             cache["view_images"] = support_views(data.images, data.alpha, views)
         if "views" not in cache:
-            cache["views"] = torch.stack([embed(pictures) for pictures in cache["view_images"]])
+            cache["views"] = torch.stack([(view_embed or embed)(pictures) for pictures in cache["view_images"]])
         extra = {"support_views": cache["views"], "photo_queries": cache[flag_key]}
     return episode_accuracies(cache[supports], sampler, mean, query_embeddings=cache[queries], **extra)

@@ -501,6 +501,8 @@ def make_soup(paths: list[str], architecture: str, data: TrainData, config: Trai
                             "training_seconds": card.get("training_seconds"), "epochs": card.get("epochs"),
                             "val_tracks": card.get("val_tracks")})
     model = averaged.module.eval()
+    # scored as training scores a model: the network alone, without its first ingredient's test-time extras
+    model.flip_average, model.photo_blend = False, None
     with torch.inference_mode():
         tracks = validate(model, data, config, {})
     print(f"soup of {len(paths)}: val " + ", ".join(f"{k} {v:.4f}" for k, v in tracks.items()))

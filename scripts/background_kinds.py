@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pokedemo.bench import model_embedder, track_images  # noqa: E402
+from pokedemo.bench import model_embedder, track_images, view_embedder  # noqa: E402
 from pokedemo.data.dataset import SpriteDataset, split_species  # noqa: E402
 from pokedemo.fewshot import mean_ci95  # noqa: E402
 from pokedemo.render import make_backgrounds  # noqa: E402
@@ -40,7 +40,7 @@ def main() -> int:
         cache.pop("photo", None)            # the supports' views stay: they are the same
         cache.pop("photo_flags", None)
         accuracies = track_accuracies(embed, data, "photo", 5, args.episodes, 0, mean, pool="val", cache=cache,
-                                      views=SUPPORT_VIEWS)
+                                      views=SUPPORT_VIEWS, view_embed=view_embedder(embed))
         accuracy, ci95 = mean_ci95(accuracies)
         rows.append({"model": args.model, "checkpoint": str(args.checkpoint or "shipped"), "background": name,
                      "split": "val", "track": "photo", "n_shot": 5, "episodes": args.episodes,

@@ -62,7 +62,7 @@ def main() -> int:
     args = parser.parse_args()
     segmenter = segment.load_segmenter(args.segmenter)
     data = track_images(SpriteDataset.load().subset(split_species()["val"]))
-    embed, mean, _ = model_embedder(args.model, args.checkpoint, True)
+    embed, mean, _ = model_embedder(args.model, args.checkpoint, True, photo_blend=False)   # its own blend row
     bank = make_backgrounds("val", BANK_SIZE, max(BANK_SIDE, data.images.shape[1]), 0)
     clean, photos = embed(data.images), render_pictures(data.images, data.alpha, "val", backgrounds=bank)
     views = support_views(data.images, data.alpha)

@@ -30,7 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pokedemo.bench import model_embedder, track_images  # noqa: E402
+from pokedemo.bench import model_embedder, track_images, view_embedder  # noqa: E402
 from pokedemo.data.dataset import SpriteDataset, split_species  # noqa: E402
 from pokedemo.fewshot import classify, mean_ci95  # noqa: E402
 from pokedemo.tracks import SUPPORT_VIEWS, photo_flags, track_accuracies, track_sampler, track_views  # noqa: E402
@@ -118,7 +118,8 @@ def main() -> int:
         for track in TRACKS:
             for n_shot in (1, 5):
                 record(variant, track, n_shot, track_accuracies(embedder, data, track, n_shot, args.episodes, 0,
-                                                                mean, pool="val", cache=cache, views=SUPPORT_VIEWS))
+                                                                mean, pool="val", cache=cache, views=SUPPORT_VIEWS,
+                                                                view_embed=view_embedder(embed)))
         rendered = {k: v for k, v in page_cache.items() if k in ("photo_images", "view_images")}
     for variant, how in (("align queries", "align"), ("centre each side", "each")):
         for track in TRACKS:

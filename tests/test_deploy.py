@@ -2,6 +2,7 @@
 (scripts/simulate_space.py): the bundle served read-only from a fresh environment of its own requirements."""
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -20,6 +21,11 @@ def test_the_dry_run_bundle_holds_what_the_page_loads_and_nothing_else(tmp_path)
     assert {"app.py", "README.md", "requirements.txt", ".gitattributes", "checkpoints/teacher.safetensors",
             "checkpoints/student.safetensors", "assets/gallery/index.csv", "assets/gallery/alpha.npz",
             "assets/gallery-embeddings.safetensors"} <= files
+    for card in ("teacher", "student"):   # what a card names beside its checkpoint (the student's segmenter) goes too
+        blend = json.loads((out / f"checkpoints/{card}.json").read_text()).get("photo_blend")
+        if blend:
+            name = Path(blend["segmenter"])
+            assert {f"checkpoints/{name}", f"checkpoints/{name.with_suffix('.json')}"} <= files
     assert not any(f.startswith(("data/", "runs/", "tests/", "scripts/")) or "paper-student" in f for f in files)
     requirements = (out / "requirements.txt").read_text()
     assert "download.pytorch.org/whl/cpu" in requirements and "torch==2.14.1+cpu" in requirements

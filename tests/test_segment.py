@@ -145,6 +145,7 @@ def test_a_card_with_a_photo_blend_embeds_photos_with_their_cut_out_and_sprites_
 
     from pokedemo.checkpoint import checkpoint_identity, load_checkpoint, record_card, save_checkpoint
     from pokedemo.models import build_model, count_parameters, to_tensor
+    from pokedemo.tracks import embed_views
 
     torch.manual_seed(0)
     path = save_checkpoint(build_model("student").eval(), tmp_path / "s.safetensors",
@@ -176,6 +177,10 @@ def test_a_card_with_a_photo_blend_embeds_photos_with_their_cut_out_and_sprites_
         mixed = np.concatenate([sprites[:2], photos[:2]])
         assert torch.allclose(blended.embed(to_tensor(mixed)), torch.cat([plain.embed(to_tensor(sprites[:2])),
                                                                           expected[:2]]), atol=1e-6)
+        # the supports' photo-like views are embedded without it (`tracks.embed_views`)
+        views = to_tensor(photos).unflatten(0, (2, 3))
+        assert torch.equal(embed_views(blended, views), embed_views(plain, views))
+        assert not torch.allclose(blended.embed(views.flatten(0, 1)), plain.embed(views.flatten(0, 1)))
     tuned = copy.deepcopy(blended)           # a visitor's fine-tuned copy shares the read-only segmenter
     assert tuned.photo_blend is blended.photo_blend
     assert count_parameters(tuned) == count_parameters(plain) and set(tuned.state_dict()) == set(plain.state_dict())
