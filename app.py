@@ -40,8 +40,8 @@ from pokedemo.priority import background_pool, lower_this_thread, submit_in_cont
 from pokedemo.sessions import SessionRegistry  # noqa: E402
 from pokedemo.task import (MAX_FINE_TUNE_SECONDS, MAX_QUERY, MAX_SHOT, MAX_STEPS, MAX_WAY, SHOT_RULE,  # noqa: E402
                            Models, Slot, TaskResult, check_request, classify_picture, embed_known_pictures,
-                           export_tuned_student, first_answer, photo_like, plan_task, read_pictures, refine,
-                           run_task)
+                           export_tuned_student, first_answer, make_photo_banks, photo_like, plan_task, read_pictures,
+                           refine, run_task)
 
 GALLERY_DIR = ASSETS_DIR / "gallery"
 TRAIN_HINT = ("python -m pokedemo.data prepare && python -m pokedemo.train teacher && "
@@ -74,7 +74,8 @@ def warm_up() -> None:
     """Slow first-use work off the first click, at a lower priority (a class that arrives while a fresh server
     still warms up gets its answers first): both models run once; their embeddings of every gallery picture
     (`Models.cache`: a task's gallery pictures are then looked up, not embedded) are read from the file made
-    for these checkpoints, or computed when it is missing or stale; numba compiles UMAP."""
+    for these checkpoints, or computed when it is missing or stale; numba compiles UMAP; the background banks
+    of photo tasks are made."""
     lower_this_thread()
     if MODELS is None:
         projection.warm_up()
@@ -85,6 +86,7 @@ def warm_up() -> None:
         for model in models.values():
             model.embed(torch.rand(8, 3, MODELS.image_size, MODELS.image_size))
     projection.warm_up()
+    make_photo_banks(MODELS.image_size)
     if not loaded:
         embed_known_pictures(MODELS, [GALLERY.path(item.file) for item in GALLERY.items])
 

@@ -131,3 +131,21 @@ def test_dead_leaves_are_a_seeded_fifth_kind_of_the_training_bank_only():
     for pool in ("val", "test"):                      # the benchmark's and model selection's pools never draw them
         with pytest.raises(ValueError, match="training only"):
             make_backgrounds(pool, 5, 24, leaves=True)
+
+
+def test_photo_tasks_of_any_seed_read_the_banks_made_ahead_and_make_no_more():
+    from pokedemo import tracks
+    from pokedemo.task import Picture, make_photo_banks, photo_like
+
+    discs, masks = _sprites(3, 64)
+    images = discs.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    alpha = masks[:, 0].mul(255).round().to(torch.uint8).numpy()
+    make_photo_banks(images.shape[1])
+    made = tracks._bank.cache_info().misses
+    pictures = [Picture(image, f"s{k}") for k, image in enumerate(images)]
+    shown = {seed: photo_like(pictures, list(alpha), seed) for seed in (1, 2, 77)}    # the page's task seeds
+    tracks.support_views(images, alpha)                                                 # a photo task's views
+    assert tracks._bank.cache_info().misses == made
+    assert all("photo-like" in p.source for p in shown[1])
+    assert not np.array_equal(shown[1][0].image, shown[2][0].image)                    # each seed its own pictures
+    assert np.array_equal(photo_like(pictures, list(alpha), 77)[0].image, shown[77][0].image)
