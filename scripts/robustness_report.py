@@ -111,10 +111,10 @@ def flip_section() -> list[str]:
               + ". The teacher's `--record` is refused: a second teacher pass would add about as much again as the "
               "page's 'teacher and student answer' phase, nearly all of it the teacher: "
               f"{answer[0]:.3f} CPU s on the visitor's own pictures (`python scripts/profile_task.py`, "
-              "docs/task-profile-now.md, measured before the student looked twice; gallery pictures come embedded), "
-              f"to a task that then took {profile['own']['served']['cpu_s']:.3f} CPU s served against a budget of "
-              "0.5 (after: [compare-flip-average.md](compare-flip-average.md)). Its column above is what it would "
-              "gain; its rows in the tables stay one look.", ""]
+              "docs/task-profile-now.md, the student looking twice; gallery pictures come embedded), "
+              f"to a task that takes {profile['own']['served']['cpu_s']:.3f} CPU s served against a budget of "
+              "0.5 (the student's second look, before and after: [compare-flip-average.md](compare-flip-average.md)). "
+              "Its column above is what it would gain; its rows in the tables stay one look.", ""]
     return lines
 
 
@@ -149,9 +149,20 @@ def blend_section() -> list[str]:
     lines += ["", "Shipped with it (`photo_blend` in the card, written by the command's `--record`; the page, the API "
               "and the benchmark follow the card): " + (", ".join(n for n, on in cards.items() if on) or "none")
               + ". The teacher's `--record` is refused for the reason its second look is: a second ResNet18 pass "
-              "on every photo. What it costs the page: [task-profile-now.md](task-profile-now.md) (tasks of phone "
-              "photos).", ""]
+              "on every photo." + photo_task_cost(), ""]
     return lines
+
+
+def photo_task_cost() -> str:
+    """A sentence on what a task of phone photos costs the page, from docs/task-profile-now.json."""
+    photos = json.loads((ROOT / "docs/task-profile-now.json").read_text()).get("photos")
+    if not photos:
+        return ""
+    total = sum(cpu for cpu, _ in photos["phases"].values())
+    return (f" A task of 25 phone photos (5-way 5-shot, gallery supports) takes {photos['served']['cpu_s']:.2f} CPU s "
+            f"served and {total:.2f} in the app's process (`python scripts/profile_task.py`, "
+            "[task-profile-now.md](task-profile-now.md)), the supports' photo-like views and the teacher's passes over "
+            "them included (the page's budget of 0.5 CPU s is for a task of the visitor's own sprites).")
 
 
 def looks_twice(rows: list[dict]) -> str:
