@@ -508,9 +508,9 @@ class CountingModel(torch.nn.Module):
         super().__init__()
         self.model, self.embedded = model, 0
 
-    def embed(self, images):
+    def embed(self, images, **extras):
         self.embedded += len(images)
-        return self.model.embed(images)
+        return self.model.embed(images, **extras)
 
 
 def test_known_gallery_pictures_are_looked_up_and_a_visitors_pictures_are_embedded_and_never_kept():
