@@ -63,7 +63,7 @@ def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = Tru
     model = model.to(device)
     if flip_average is not None:
         model.flip_average = flip_average
-    if photo_blend is not None and photo_blend != (model.photo_blend is not None):
+    if photo_blend is not None:   # on: the shipped segmenter and weight, whatever the card names
         model.photo_blend = PhotoBlend.from_card(photo_blend_entry(), SEGMENTER.parent) if photo_blend else None
     card = {**card, "flip_average": model.flip_average, "photo_blend": model.photo_blend is not None}
     return (lambda images, blend_photos=True: embed_array(model, images, blend_photos=blend_photos),
@@ -162,7 +162,8 @@ def val_choice(name: str, option: str, episodes: int = 600, seed: int = 0) -> di
         accuracies["on" if on else "off"] = {f"{r['track']} {r['n_shot']}-shot": round(r["accuracy"], 4)
                                              for r in rows}
     means = {key: float(np.mean(list(values.values()))) for key, values in accuracies.items()}
-    return {"model": name, "option": option, "split": "val", "episodes": episodes, "seed": seed, **accuracies,
+    entry = {"entry": photo_blend_entry()} if option == "photo_blend" else {}   # what "on" measured
+    return {"model": name, "option": option, **entry, "split": "val", "episodes": episodes, "seed": seed, **accuracies,
             "mean_off": round(means["off"], 4), "mean_on": round(means["on"], 4), "margin": MARGINS[option],
             "chosen": bool(means["on"] > means["off"] + MARGINS[option])}
 
@@ -336,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row))
                 choices.append(row)
                 if args.record:
-                    value = row["chosen"] if option == "flip_average" else photo_blend_entry() if row["chosen"] else None
+                    value = row["chosen"] if option == "flip_average" else (row["entry"] if row["chosen"] else None)
                     record_card(CHECKPOINT_DIR / f"{name}.safetensors", {option: value, f"{option}_val": row}, command)
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -141,9 +141,12 @@ def run_scoreboard(args) -> dict:
         pruning.append({"sparsity": sparsity, "accuracy": accuracy, "ci95": ci95})
 
     # speed: eager float models, and the same models rewritten for inference (teacher and student alike), one
-    # pass of each network; the page's student looks twice (`flip_average`), which the report says
+    # pass of each network (timed on random pictures, which `images.is_photo` takes for photos); the page's
+    # student looks twice (`flip_average`) and reads a photo's cut-out too (`photo_blend`), which the report says
     passes = {"student": 2 if student.flip_average else 1, "teacher": 2 if teacher.flip_average else 1}
+    blended = [name for name, model in (("student", student), ("teacher", teacher)) if model.photo_blend is not None]
     student.flip_average = teacher.flip_average = False
+    student.photo_blend = teacher.photo_blend = None
     student_fast, teacher_fast = optimise_for_inference(student), optimise_for_inference(teacher)
     speed_rows = [("random-student", build_model("student", **student_card["arguments"]), None),
                   ("student", student, None), ("student-fast", student_fast, student),
@@ -165,7 +168,7 @@ def run_scoreboard(args) -> dict:
                           "python": platform.python_version()},
               "seconds": round(time.perf_counter() - started_all, 1), "fewshot": fewshot, "models": models,
               "fine_tune_curve": curve, "pruning": pruning, "fine_tune_default_steps": default_steps,
-              "passes_per_picture": passes}
+              "passes_per_picture": passes, "photo_blend": blended}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1))
@@ -184,15 +187,18 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def _passes_note(passes: dict) -> list[str]:
-    """A line on the models that embed a picture in more than one pass on the page (`flip_average`)."""
+def _passes_note(passes: dict, blended: list[str] = ()) -> list[str]:
+    """A line on the models that embed a picture in more than one pass on the page (`flip_average`, and
+    `photo_blend` for photos)."""
     twice = [name for name, count in passes.items() if count > 1]
-    if not twice:
-        return []
-    return ["", f"The speed rows time one pass of each network. On the page and in the accuracy rows above, the "
-            f"{' and the '.join(twice)} embed{'s' if len(twice) == 1 else ''} each picture together with its mirror "
-            "image (`flip_average` in the card, chosen on the val species: docs/robustness.md): two passes, so half "
-            "these images/s per picture."]
+    lines = ([f"The speed rows time one pass of each network. On the page and in the accuracy rows above, the "
+              f"{' and the '.join(twice)} embed{'s' if len(twice) == 1 else ''} each picture together with its mirror "
+              "image (`flip_average` in the card, chosen on the val species: docs/robustness.md): two passes, so half "
+              "these images/s per picture."] if twice else [])
+    lines += [f"A picture the page takes for a photo costs the {name} more: a pass of the segmenter and one more "
+              "of its own over the sprite cut out of it (`photo_blend`, docs/photo-gap.md); sprites do not."
+              for name in blended]
+    return ["", " ".join(lines)] if lines else []
 
 
 def render_markdown(report: dict) -> str:
@@ -223,7 +229,7 @@ def render_markdown(report: dict) -> str:
               f"- eager float, as trained: **{speed['student'] / speed['teacher']:.1f}x**",
               f"- both rewritten for inference (`-fast`): **{speed['student-fast'] / speed['teacher-fast']:.1f}x**",
               f"- fastest student / fastest teacher: **{fastest('student') / fastest('teacher'):.1f}x**",
-              *_passes_note(report.get("passes_per_picture", {})),
+              *_passes_note(report.get("passes_per_picture", {}), report.get("photo_blend", [])),
               "",
               "## Fine-tuning curve (student, 5-way 5-shot, on the val species: it picks the default)", "",
               "| steps | trained fraction of parameters | prototypes | val accuracy (%) | seconds per episode "

@@ -39,7 +39,7 @@ from .checkpoint import read_card, save_checkpoint
 from .images import is_photo, to_model_rgba
 from .models import _separable, count_parameters, to_tensor
 
-SEGMENTER = Path(__file__).resolve().parent.parent / "checkpoints" / "segmenter.safetensors"   # docs/results/segmenter/segmenter-w24
+SEGMENTER = Path(__file__).resolve().parent.parent / "checkpoints" / "segmenter.safetensors"   # docs/results/segmenter/segmenter-w8
 AREA = (0.05, 0.9)     # a plausible sprite covers this share of the picture (the renderer: about 0.1 to 0.7)
 
 
@@ -208,7 +208,7 @@ def load_segmenter(path: Path | str = SEGMENTER) -> Segmenter:
         raise ValueError(f"{path.name} is not a segmenter (its card says '{card.get('architecture')}')")
     model = Segmenter(tuple(card["arguments"]["widths"]))
     model.load_state_dict(load_file(str(path)), strict=True)
-    return model.eval()
+    return model.requires_grad_(False).eval()
 
 
 def sprite_masks(pictures: np.ndarray, model: Segmenter) -> np.ndarray:

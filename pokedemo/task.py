@@ -524,7 +524,9 @@ def export_tuned_student(models: Models, result: TaskResult, folder: Path) -> li
     if result.tuned_student is None:
         raise ValueError("there is no fine-tuned student yet: run a task with fine-tuning steps above 0")
     mean = base_mean(models.student_card)
-    supports = torch.from_numpy(result.embeddings["student+fine-tune"][:result.n_support])
+    images = to_tensor(np.stack([p.image for p in result.pictures[:result.n_support]]))
+    with torch.inference_mode():   # as the download embeds: without the photo blend (its segmenter stays here)
+        supports = result.tuned_student.embed(images, blend_photos=False)
     prototypes = compute_prototypes(centre(supports, mean), torch.from_numpy(result.support_labels))
     # the download embeds as its ONNX twin does: without the photo blend, whose segmenter does not travel with it
     card = {k: v for k, v in models.student_card.items()

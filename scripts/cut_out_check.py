@@ -1,7 +1,8 @@
 """What cutting the sprite out of a photo is worth, on the val species only: the photo tracks (1- and 5-shot, the
 page's classifier) with the photos preprocessed four ways:
 
-- `none`:      as the page preprocesses a photo (`images.to_model_image`: centre-cropped and resized);
+- `none`:      as the page preprocesses a photo (`images.to_model_image`: centre-cropped and resized), the
+               model's own photo blend off (the card's `photo_blend`: this script measures it, as `blend`);
 - `segmenter`: then cut out by the segmenter (`segment.cut_out`), the supports' photo-like views too;
 - `blend`:     the photo kept, its embedding the normalised sum of its own and `--blend-weight` times its
                cut-out's (a second pass on every photo; where nothing is cut out, the photo's own twice);

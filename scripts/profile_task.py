@@ -6,7 +6,7 @@ the app reads at start-up: assets/gallery-embeddings.safetensors) and for the vi
 the same pictures mirrored, saved as new files, so that none is the gallery's) and for a class's phone photos
 (gallery supports; the test pictures rendered like phone photos by the page's switch, `task.photo_like`, in the
 app's process, and sent to the served app as new files: where the photo-ready views and the student's photo
-blend do their work).
+blend do their work), those once more in the app's process with the student's photo blend off (its cost).
 
     python scripts/profile_task.py [--tasks 10] [--out docs/task-profile-now.md]
 """
@@ -58,7 +58,9 @@ def photo_files(paths: list[str], folder: Path, seed: int) -> list[str]:
 
 
 KINDS = {"gallery": "gallery pictures", "own": "the visitor's own pictures (mirrored copies, new files)",
-         "photos": "phone photos (gallery supports; the test pictures rendered like photos, as the page's switch does)"}
+         "photos": "phone photos (gallery supports; the test pictures rendered like photos, as the page's switch does)",
+         "photos-plain": "the same phone photos, the student without its photo blend (`photo_blend` off: what the "
+                         "blend costs; in the app's process only)"}
 
 
 def profile_in_process(tasks: int, kind: str, folder: Path) -> tuple[list[dict], int, int]:
@@ -146,14 +148,22 @@ def main() -> int:
                      "process and code path (torch with 2 threads), after the app's start-up work (`app.warm_up`).\n"], {}
     for kind, text in KINDS.items():
         with tempfile.TemporaryDirectory(prefix="pokedemo-profile-") as folder:  # the own pictures
-            rows, n_support, n_query = profile_in_process(args.tasks, kind, Path(folder))
-            served = profile_served(args.tasks, kind, Path(folder))
+            if kind == "photos-plain":
+                import app
+
+                blend, app.MODELS.student.photo_blend = app.MODELS.student.photo_blend, None
+                rows, n_support, n_query = profile_in_process(args.tasks, "photos", Path(folder))
+                app.MODELS.student.photo_blend, served = blend, None
+            else:
+                rows, n_support, n_query = profile_in_process(args.tasks, kind, Path(folder))
+                served = profile_served(args.tasks, kind, Path(folder))
         median = {p: tuple(statistics.median(r[p][k] for r in rows) for k in (0, 1)) for p in PHASES}
         total = tuple(sum(median[p][k] for p in PHASES) for k in (0, 1))
         lines += [f"## Tasks of {text}\n\n{n_support} supports, {n_query} test pictures each.\n",
                   "| phase | CPU s (both cores) | wall s |", "|---|---|---|"]
         lines += [f"| {p} | {median[p][0]:.3f} | {median[p][1]:.3f} |" for p in PHASES]
-        lines += [f"| **all phases** | **{total[0]:.3f}** | **{total[1]:.3f}** |", "",
+        lines += [f"| **all phases** | **{total[0]:.3f}** | **{total[1]:.3f}** |", ""]
+        lines += [] if served is None else [
                   f"The served app through its API (`/classify` with the maps' points, 5 steps, all pictures in one upload as `scripts/api_client.py` sends them; {served['tasks']} "
                   f"tasks after its start-up work and one task to warm up): **{served['cpu_s']:.2f} CPU s** of the "
                   f"server process per task (Gradio's own work included: uploads, queue, JSON), "

@@ -79,6 +79,18 @@ def views_section() -> list[str]:
     return lines + [""]
 
 
+def choice_rows(measured: list[dict]) -> list[str]:
+    """The table rows of `bench flip-average` / `bench photo-blend` JSON files: each cell without and with, and the means."""
+    lines = []
+    for row in (m["models"][0] for m in measured):
+        for key, off in row["off"].items():
+            track, shots = key.split(" ")
+            lines.append(f"| {row['model']} | {track} | {shots.split('-')[0]} | {100 * off:.2f} | "
+                         f"{100 * row['on'][key]:.2f} |")
+        lines.append(f"| {row['model']} | **mean** | | **{100 * row['mean_off']:.2f}** | **{100 * row['mean_on']:.2f}** |")
+    return lines
+
+
 def flip_section() -> list[str]:
     """Test-time mirror averaging on the val species (how it was chosen), from docs/results/val-flip-*.json,
     with its cost on the page from docs/task-profile-now.json."""
@@ -93,14 +105,9 @@ def flip_section() -> list[str]:
              + f" (val species, val backgrounds, photo-ready prototypes, {measured[0]['models'][0]['episodes']} "
              f"episodes; `chosen`: when it raises the mean of the {len(measured[0]['models'][0]['off'])}):", "",
              "| model | track | shots | one look | with the mirror image |", "|---|---|---|---|---|"]
-    better = {}
-    for row in (m["models"][0] for m in measured):
-        for key, off in row["off"].items():
-            track, shots = key.split(" ")
-            lines.append(f"| {row['model']} | {track} | {shots.split('-')[0]} | {100 * off:.2f} | "
-                         f"{100 * row['on'][key]:.2f} |")
-        lines.append(f"| {row['model']} | **mean** | | **{100 * row['mean_off']:.2f}** | **{100 * row['mean_on']:.2f}** |")
-        better[row["model"]] = sum(row["on"][key] > off for key, off in row["off"].items()), len(row["off"])
+    lines += choice_rows(measured)
+    better = {row["model"]: (sum(row["on"][key] > off for key, off in row["off"].items()), len(row["off"]))
+              for row in (m["models"][0] for m in measured)}
     profile = json.loads((ROOT / "docs/task-profile-now.json").read_text())
     answer = next(v for k, v in profile["own"]["phases"].items() if k.startswith("teacher and student answer"))
     cards = {name: json.loads((ROOT / f"checkpoints/{name}.json").read_text()).get("flip_average", False)
@@ -128,7 +135,8 @@ def blend_section() -> list[str]:
     first = measured[0]["models"][0]
     lines = ["## A photo and its cut-out, chosen on the val species", "",
              "Where a picture is a photo (`images.is_photo`), a model may embed it as the normalised sum of its own "
-             f"embedding and {BLEND_WEIGHT} times its cut-out's: the sprite cut out by a small segmenter (`pokedemo/segment.py`, "
+             f"embedding and {first.get('entry', {}).get('weight', BLEND_WEIGHT)} times its cut-out's: the sprite cut "
+             "out by a small segmenter (`pokedemo/segment.py`, "
              "`checkpoints/segmenter.safetensors`) and put on white (`segment.PhotoBlend`: a segmenter pass and a "
              "second model pass on the photos alone; sprites and pictures on white are untouched, so the clean and "
              "art cells cannot move). Made by " + " and ".join(f"`{m['command']}`" for m in measured)
@@ -138,12 +146,7 @@ def blend_section() -> list[str]:
              "[robust-ablations.md](robust-ablations.md); the segmenter's epoch and the weight were chosen on these "
              "val pictures, [photo-gap.md](photo-gap.md)):", "",
              "| model | track | shots | the photo alone | with its cut-out |", "|---|---|---|---|---|"]
-    for row in (m["models"][0] for m in measured):
-        for key, off in row["off"].items():
-            track, shots = key.split(" ")
-            lines.append(f"| {row['model']} | {track} | {shots.split('-')[0]} | {100 * off:.2f} | "
-                         f"{100 * row['on'][key]:.2f} |")
-        lines.append(f"| {row['model']} | **mean** | | **{100 * row['mean_off']:.2f}** | **{100 * row['mean_on']:.2f}** |")
+    lines += choice_rows(measured)
     cards = {name: bool(json.loads((ROOT / f"checkpoints/{name}.json").read_text()).get("photo_blend"))
              for name in ("student", "teacher")}
     lines += ["", "Shipped with it (`photo_blend` in the card, written by the command's `--record`; the page, the API "
@@ -155,20 +158,26 @@ def blend_section() -> list[str]:
 
 def photo_task_cost() -> str:
     """A sentence on what a task of phone photos costs the page, from docs/task-profile-now.json."""
-    photos = json.loads((ROOT / "docs/task-profile-now.json").read_text()).get("photos")
-    if not photos:
+    profile = json.loads((ROOT / "docs/task-profile-now.json").read_text())
+    photos, plain = profile.get("photos"), profile.get("photos-plain")
+    if not photos or not plain:
         return ""
-    total = sum(cpu for cpu, _ in photos["phases"].values())
+    total, without = (sum(cpu for cpu, _ in kind["phases"].values()) for kind in (photos, plain))
     return (f" A task of 25 phone photos (5-way 5-shot, gallery supports) takes {photos['served']['cpu_s']:.2f} CPU s "
-            f"served and {total:.2f} in the app's process (`python scripts/profile_task.py`, "
-            "[task-profile-now.md](task-profile-now.md)), the supports' photo-like views and the teacher's passes over "
-            "them included (the page's budget of 0.5 CPU s is for a task of the visitor's own sprites).")
+            f"served and {total:.2f} in the app's process, {without:.2f} there without the blend "
+            "(`python scripts/profile_task.py`, [task-profile-now.md](task-profile-now.md)): over the page's budget of "
+            "0.5 CPU s a task, with or without it; most of it is the supports' photo-like views, rendered and "
+            "embedded by both models.")
 
 
 def looks_twice(rows: list[dict]) -> str:
-    """A sentence on the models whose rows embed each picture with its mirror image (the rows say so)."""
+    """A sentence on the models whose rows embed each picture with its mirror image, and a photo with its cut-out
+    (the rows say so)."""
     twice = sorted({r["model"] for r in rows if r.get("flip_average")})
-    return f" The {' and '.join(twice)}'s rows embed each picture with its mirror image (below)." if twice else ""
+    blended = sorted({r["model"] for r in rows if r.get("photo_blend")})
+    return ((f" The {' and '.join(twice)}'s rows embed each picture with its mirror image (below)." if twice else "")
+            + (f" The {' and '.join(blended)}'s rows embed a photo with the sprite cut out of it too (below)."
+               if blended else ""))
 
 
 def main() -> None:

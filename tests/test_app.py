@@ -411,6 +411,12 @@ def test_the_answers_and_the_fine_tuned_student_can_be_downloaded():
     with torch.inference_mode():
         again = model.embed(to_tensor(images)).numpy()
     assert np.allclose(again, result.embeddings["student+fine-tune"], atol=1e-4)
+    # its prototypes are the download's own embeddings of the supports, centred, averaged per class
+    from pokedemo.checkpoint import base_mean
+    from pokedemo.fewshot import centre, compute_prototypes
+    supports = torch.from_numpy(again[:result.n_support])
+    expected = compute_prototypes(centre(supports, base_mean(card)), torch.from_numpy(result.support_labels))
+    assert np.allclose(card["fine_tuned_on"]["prototypes"], expected.numpy(), atol=1e-4)
     with pytest.raises(gr.Error, match="Run a task first"):
         app.download_results(None, False)
 

@@ -60,7 +60,9 @@ def test_the_shipped_checkpoints_load_and_match_their_cards(name):
 
 def test_the_student_is_at_most_100k_parameters_and_the_teacher_at_most_25_mb():
     student, _ = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
-    assert count_parameters(student) <= 100_000
+    # with what it reads on a photo: the segmenter its card names (`photo_blend`) counts towards the limit
+    extra = count_parameters(student.photo_blend.segmenter) if student.photo_blend is not None else 0
+    assert count_parameters(student) + extra <= 100_000
     assert (CHECKPOINT_DIR / "teacher.safetensors").stat().st_size <= 25_000_000
 
 
