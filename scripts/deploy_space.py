@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import shutil
 import sys
 import tempfile
@@ -20,8 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # What the page loads (app.py and what it reads at start-up), and the Space's card (README.md).
 BUNDLE = ["app.py", "README.md", "requirements.txt", "pokedemo/**/*.py",
           "checkpoints/teacher.safetensors", "checkpoints/teacher.json", "checkpoints/student.safetensors",
-          "checkpoints/student.json", "checkpoints/segmenter.safetensors", "checkpoints/segmenter.json",
-          "assets/gallery/*", "assets/gallery-embeddings.safetensors", "assets/species.csv", "assets/val_map.json",
+          "checkpoints/student.json", "assets/gallery/*", "assets/gallery-embeddings.safetensors", "assets/species.csv", "assets/val_map.json",
           "assets/screenshot.png", "assets/page.css", "assets/page.js", "assets/how/*.png",
           "docs/benchmarks.json", "docs/how-it-works.md", "docs/how-it-works-technical.md"]
 NEVER = ["data/*", "runs/*", "*.npz.tmp", "**/__pycache__/*", "*.pyc"]   # training data, runs, caches
@@ -35,8 +35,19 @@ def lfs_patterns(gitattributes: Path) -> list[str]:
             if line.strip() and not line.startswith("#") and "filter=lfs" in line]
 
 
+def named_by_cards(root: Path = ROOT) -> list[str]:
+    """What a shipped card names beside its checkpoint and the page then loads: the segmenter of a `photo_blend`."""
+    named = []
+    for card in ("teacher", "student"):
+        blend = json.loads((root / "checkpoints" / f"{card}.json").read_text()).get("photo_blend")
+        if blend:
+            weights = Path("checkpoints") / blend["segmenter"]
+            named += [str(weights), str(weights.with_suffix(".json"))]
+    return named
+
+
 def bundle_files(root: Path = ROOT) -> list[Path]:
-    files = sorted({p for pattern in BUNDLE for p in root.glob(pattern) if p.is_file()})
+    files = sorted({p for pattern in BUNDLE + named_by_cards(root) for p in root.glob(pattern) if p.is_file()})
     return [p for p in files if not any(fnmatch.fnmatch(str(p.relative_to(root)), n) for n in NEVER)]
 
 

@@ -151,6 +151,8 @@ def main() -> int:
             if kind == "photos-plain":
                 import app
 
+                if app.MODELS.student.photo_blend is None:   # nothing to switch off: the row above is it
+                    continue
                 blend, app.MODELS.student.photo_blend = app.MODELS.student.photo_blend, None
                 rows, n_support, n_query = profile_in_process(args.tasks, "photos", Path(folder))
                 app.MODELS.student.photo_blend, served = blend, None

@@ -133,11 +133,13 @@ def blend_section() -> list[str]:
         return []
     measured = [json.loads(f.read_text()) for f in files]
     first = measured[0]["models"][0]
+    segmenter = json.loads((ROOT / "checkpoints/segmenter.json").read_text())
     lines = ["## A photo and its cut-out, chosen on the val species", "",
              "Where a picture is a photo (`images.is_photo`), a model may embed it as the normalised sum of its own "
              f"embedding and {first.get('entry', {}).get('weight', BLEND_WEIGHT)} times its cut-out's: the sprite cut "
-             "out by a small segmenter (`pokedemo/segment.py`, "
-             "`checkpoints/segmenter.safetensors`) and put on white (`segment.PhotoBlend`: a segmenter pass and a "
+             "out by a small segmenter (`pokedemo/segment.py`, `checkpoints/segmenter.safetensors`: "
+             f"{segmenter['parameters']:,} numbers, val IoU {segmenter['val_iou']}; a wider one is in "
+             "[photo-gap.md](photo-gap.md)) and put on white (`segment.PhotoBlend`: a segmenter pass and a "
              "second model pass on the photos alone; sprites and pictures on white are untouched, so the clean and "
              "art cells cannot move). Made by " + " and ".join(f"`{m['command']}`" for m in measured)
              + f" (val species, val backgrounds, photo-ready prototypes, the cards' other extras, {first['episodes']} "
@@ -160,14 +162,15 @@ def photo_task_cost() -> str:
     """A sentence on what a task of phone photos costs the page, from docs/task-profile-now.json."""
     profile = json.loads((ROOT / "docs/task-profile-now.json").read_text())
     photos, plain = profile.get("photos"), profile.get("photos-plain")
-    if not photos or not plain:
+    if not photos:
         return ""
-    total, without = (sum(cpu for cpu, _ in kind["phases"].values()) for kind in (photos, plain))
+    total = sum(cpu for cpu, _ in photos["phases"].values())
+    without = (f", {sum(cpu for cpu, _ in plain['phases'].values()):.2f} there without the blend" if plain else
+               " (the student without the blend, as shipped)")
     return (f" A task of 25 phone photos (5-way 5-shot, gallery supports) takes {photos['served']['cpu_s']:.2f} CPU s "
-            f"served and {total:.2f} in the app's process, {without:.2f} there without the blend "
-            "(`python scripts/profile_task.py`, [task-profile-now.md](task-profile-now.md)): over the page's budget of "
-            "0.5 CPU s a task, with or without it; most of it is the supports' photo-like views, rendered and "
-            "embedded by both models.")
+            f"served and {total:.2f} in the app's process{without} (`python scripts/profile_task.py`, "
+            "[task-profile-now.md](task-profile-now.md)): over the page's budget of 0.5 CPU s a task; most of it is "
+            "the supports' photo-like views, rendered and embedded by both models.")
 
 
 def looks_twice(rows: list[dict]) -> str:

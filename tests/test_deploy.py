@@ -21,16 +21,28 @@ def test_the_dry_run_bundle_holds_what_the_page_loads_and_nothing_else(tmp_path)
     assert {"app.py", "README.md", "requirements.txt", ".gitattributes", "checkpoints/teacher.safetensors",
             "checkpoints/student.safetensors", "assets/gallery/index.csv", "assets/gallery/alpha.npz",
             "assets/gallery-embeddings.safetensors"} <= files
-    for card in ("teacher", "student"):   # what a card names beside its checkpoint (the student's segmenter) goes too
-        blend = json.loads((out / f"checkpoints/{card}.json").read_text()).get("photo_blend")
-        if blend:
-            name = Path(blend["segmenter"])
-            assert {f"checkpoints/{name}", f"checkpoints/{name.with_suffix('.json')}"} <= files
+    blend = json.loads((out / "checkpoints/student.json").read_text()).get("photo_blend")
+    assert any("segmenter" in f for f in files) == bool(blend)       # only where a card names it (test below)
     assert not any(f.startswith(("data/", "runs/", "tests/", "scripts/")) or "paper-student" in f for f in files)
     requirements = (out / "requirements.txt").read_text()
     assert "download.pytorch.org/whl/cpu" in requirements and "torch==2.14.1+cpu" in requirements
     assert "resvg" not in requirements and "pytest" not in requirements and "-r " not in requirements
     assert "*.safetensors" in lfs_patterns(out / ".gitattributes")
+
+
+def test_a_segmenter_goes_into_the_bundle_when_and_only_when_a_card_names_it(tmp_path):
+    from scripts.deploy_space import bundle_files
+
+    (tmp_path / "checkpoints").mkdir()
+    for name in ("teacher", "student", "segmenter"):
+        (tmp_path / "checkpoints" / f"{name}.safetensors").write_bytes(b"weights")
+        (tmp_path / "checkpoints" / f"{name}.json").write_text("{}")
+    bundled = lambda: {str(p.relative_to(tmp_path)) for p in bundle_files(tmp_path)}
+    assert "checkpoints/segmenter.safetensors" not in bundled()
+    (tmp_path / "checkpoints/student.json").write_text(json.dumps({"photo_blend": {"segmenter": "segmenter.safetensors",
+                                                                                   "weight": 0.3}}))
+    assert {"checkpoints/segmenter.safetensors", "checkpoints/segmenter.json",
+            "checkpoints/student.safetensors"} <= bundled()
 
 
 def test_the_dry_run_never_empties_a_folder_it_did_not_make(tmp_path, capsys):
