@@ -1,5 +1,5 @@
-"""Cut the sprite out of a photo: a small segmenter, trained on the renderer's own masks, and the student's
-photo blend that uses it on the page (docs/photo-gap.md).
+"""Cut the sprite out of a photo: a small segmenter, trained on the renderer's own masks, and the photo blend
+that a card may switch on with it (docs/photo-gap.md; the shipped cards do not).
 
 Both models are at 97-99% on sprites over white and lose most on cluttered real-photo backgrounds. With
 the renderer's true mask, whitening the background of the val photo tracks' pictures raises the
@@ -8,11 +8,13 @@ learns that mask: a U-Net of depthwise-separable convolutions (Ronneberger et al
 2017) that reads a 64 px photo-like picture and says, per pixel, whether it is the sprite. Its
 training pictures are base species rendered with the **train** backgrounds; model selection reads the
 val species on the **val** backgrounds; the test backgrounds and the novel species are never read.
-The two trained so far (docs/results/segmenter/: val IoU 0.785 and 0.814) find the sprite too
-roughly to replace the photo: their cut-outs alone cost both models 4 to 17 points on the val photo tracks.
-Added to the photo's own embedding (`PhotoBlend`, weight 0.3) the wider one's cut-out gains the student
-0.6 points on the val mean of all tracks (`python -m pokedemo.bench photo-blend`), so the student's card
-names it (`checkpoints/segmenter.safetensors`, a copy of docs/results/segmenter/segmenter-w24).
+The segmenters trained (docs/results/segmenter/: val IoU 0.7375, 0.785 and 0.814 with 5,997, 17,913 and
+55,305 numbers) find the sprite too roughly to replace the photo: cut-outs alone cost both models 4 to 17
+points on the val photo tracks. Added to the photo's own embedding (`PhotoBlend`, weight 0.3, a card option)
+the widest one's cut-out gains the student 0.6 points on the val mean of all tracks, but the student and it
+would hold 149,225 numbers, over the student's 100,000; the one that fits (`checkpoints/segmenter.safetensors`,
+a copy of segmenter-w8) gains 0.08, under the 0.3 a change needs (`python -m pokedemo.bench photo-blend`), so
+the shipped student's card names none.
 
     python -m pokedemo.segment train [--epochs N] [--resume] [--out runs/NAME.safetensors]
 

@@ -166,10 +166,10 @@ def photo_task_cost() -> str:
         return ""
     total = sum(cpu for cpu, _ in photos["phases"].values())
     without = (f", {sum(cpu for cpu, _ in plain['phases'].values()):.2f} there without the blend" if plain else
-               " (the student without the blend, as shipped)")
+               ", the student without the blend as shipped")
     return (f" A task of 25 phone photos (5-way 5-shot, gallery supports) takes {photos['served']['cpu_s']:.2f} CPU s "
-            f"served and {total:.2f} in the app's process{without} (`python scripts/profile_task.py`, "
-            "[task-profile-now.md](task-profile-now.md)): over the page's budget of 0.5 CPU s a task; most of it is "
+            f"served and {total:.2f} in the app's process{without}, by `python scripts/profile_task.py` "
+            "([task-profile-now.md](task-profile-now.md)): over the page's budget of 0.5 CPU s a task; most of it is "
             "the supports' photo-like views, rendered and embedded by both models.")
 
 
