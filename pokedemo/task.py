@@ -525,10 +525,11 @@ def export_tuned_student(models: Models, result: TaskResult, folder: Path) -> li
         raise ValueError("there is no fine-tuned student yet: run a task with fine-tuning steps above 0")
     mean = base_mean(models.student_card)
     images = to_tensor(np.stack([p.image for p in result.pictures[:result.n_support]]))
-    with torch.inference_mode():   # as the download embeds: without the photo blend (its segmenter stays here)
+    with torch.inference_mode():
         supports = result.tuned_student.embed(images, blend_photos=False)
     prototypes = compute_prototypes(centre(supports, mean), torch.from_numpy(result.support_labels))
-    # the download embeds as its ONNX twin does: without the photo blend, whose segmenter does not travel with it
+    # the download embeds as its ONNX twin does, its prototypes too: without the photo blend, whose segmenter
+    # does not travel with it
     card = {k: v for k, v in models.student_card.items()
             if k not in ("scores", "scores_command", "commands", "photo_blend", "photo_blend_val")}
     card["fine_tuned_on"] = {"classes": result.class_names, "support_pictures": int(result.n_support),

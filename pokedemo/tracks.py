@@ -47,7 +47,7 @@ class TrackImages:
 @lru_cache(maxsize=8)
 def _bank(pool: str, side: int, seed: int) -> Tensor:
     """A pool's backgrounds, made once per (pool, side, seed) and only read afterwards (about 40 MB and, on the
-    2-core CPU, a second to make: the page keeps its five, the supports' views' four and its queries' one)."""
+    2-core CPU, a second to make; the page reads five: four for the supports' views, one for photo-like queries)."""
     return make_backgrounds(pool, BANK_SIZE, side, seed)
 
 
