@@ -80,6 +80,23 @@ def distinct_colours(n: int, seed: int = 0) -> list[tuple[int, int, int]]:
     return [tuple(int(v) for v in rng.integers(0, 200, 3)) for _ in range(n)]
 
 
+def student_with_card(folder: Path, fields: dict):
+    """A seeded untrained student saved in `folder`, then `fields` merged into its card (`record_card`).
+    Returns (its weights' path, the model as loaded before the fields, its `checkpoint_identity` before them)."""
+    import torch
+
+    from pokedemo.checkpoint import checkpoint_identity, load_checkpoint, record_card, save_checkpoint
+    from pokedemo.models import build_model
+
+    torch.manual_seed(0)
+    path = save_checkpoint(build_model("student").eval(), folder / "s.safetensors",
+                           {"architecture": "student", "arguments": {}})
+    plain, _ = load_checkpoint(path)
+    before = checkpoint_identity(path)
+    record_card(path, fields, "a test")
+    return path, plain, before
+
+
 @pytest.fixture
 def tiny_package(tmp_path):
     species = dict(zip([1, 2, 4, 25, 152, 300, 649], distinct_colours(7)))

@@ -81,14 +81,10 @@ def test_every_architecture_records_the_arguments_that_rebuild_it(tmp_path):
 
 
 def test_a_card_that_says_flip_average_makes_the_model_embed_a_picture_with_its_mirror_image(tmp_path):
-    from pokedemo.checkpoint import checkpoint_identity, record_card
+    from pokedemo.checkpoint import checkpoint_identity
+    from tests.conftest import student_with_card
 
-    torch.manual_seed(0)
-    path = save_checkpoint(build_model("student").eval(), tmp_path / "s.safetensors",
-                           {"architecture": "student", "arguments": {}})
-    plain, _ = load_checkpoint(path)
-    before = checkpoint_identity(path)
-    record_card(path, {"flip_average": True}, "a test")
+    path, plain, before = student_with_card(tmp_path, {"flip_average": True})
     mirrored, card = load_checkpoint(path)
     assert card["flip_average"] and mirrored.flip_average and not plain.flip_average
     images = torch.rand(3, 3, 64, 64)

@@ -142,16 +142,13 @@ def test_a_card_with_a_photo_blend_embeds_photos_with_their_cut_out_and_sprites_
 
     import torch.nn.functional as F
 
-    from pokedemo.checkpoint import checkpoint_identity, load_checkpoint, record_card, save_checkpoint
-    from pokedemo.models import build_model, count_parameters, to_tensor
+    from pokedemo.checkpoint import checkpoint_identity, load_checkpoint
+    from pokedemo.models import count_parameters, to_tensor
     from pokedemo.tracks import embed_views
+    from tests.conftest import student_with_card
 
-    torch.manual_seed(0)
-    path = save_checkpoint(build_model("student").eval(), tmp_path / "s.safetensors",
-                           {"architecture": "student", "arguments": {}})
-    plain, _ = load_checkpoint(path)
-    before = checkpoint_identity(path)
-    record_card(path, {"photo_blend": {"segmenter": "seg.safetensors", "weight": 0.3}}, "a test")
+    path, plain, before = student_with_card(tmp_path, {"photo_blend": {"segmenter": "seg.safetensors",
+                                                                        "weight": 0.3}})
     with pytest.raises(FileNotFoundError, match="seg.safetensors"):        # the segmenter must lie beside it
         load_checkpoint(path)
     for suffix in (".safetensors", ".json"):
