@@ -71,10 +71,11 @@ def record_card(path: Path, fields: dict, command: str) -> None:
     card_path(path).write_text(json.dumps(card, indent=1))
 
 
-def load_checkpoint(path: Path | str, device: str = "cpu") -> tuple[Embedder, dict]:
+def load_checkpoint(path: Path | str, device: str = "cpu", extras: bool = True) -> tuple[Embedder, dict]:
     """Build the model its card describes and load its weights, as float32, in eval mode; the card's
     test-time extras (`Embedder.embed`) are set on the model: `flip_average` (mirror averaging) and
     `photo_blend` (photos blended with their cut-out, `segment.PhotoBlend`, its segmenter beside the checkpoint).
+    extras=False sets neither (the weights alone: what a `segment.MaskHead` reads).
 
     Only .safetensors files are read; a pickle, a tampered or a mismatched file is refused with a
     ValueError that says what to do.
@@ -95,8 +96,8 @@ def load_checkpoint(path: Path | str, device: str = "cpu") -> tuple[Embedder, di
     except RuntimeError as error:
         raise ValueError(f"{path.name} does not match its card's architecture '{card['architecture']}': "
                          f"{str(error)[:300]}") from None
-    model.flip_average = bool(card.get("flip_average", False))
-    if card.get("photo_blend"):
+    model.flip_average = extras and bool(card.get("flip_average", False))
+    if extras and card.get("photo_blend"):
         from .segment import PhotoBlend   # the segmenter's module loads its own checkpoints with this one's helpers
 
         model.photo_blend = PhotoBlend.from_card(card["photo_blend"], path.parent)

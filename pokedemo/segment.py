@@ -24,7 +24,10 @@ sprite is, where the mask is a plausible sprite's.
 from __future__ import annotations
 
 import argparse
+import copy
+import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,7 +42,7 @@ from tqdm import tqdm
 
 from .checkpoint import read_card, save_checkpoint
 from .images import is_photo, to_model_rgba
-from .models import _separable, count_parameters, to_tensor
+from .models import Student, _normalise, _separable, count_parameters, to_tensor
 
 SEGMENTER = Path(__file__).resolve().parent.parent / "checkpoints" / "segmenter.safetensors"   # docs/results/segmenter/segmenter-w8
 AREA = (0.05, 0.9)     # a plausible sprite covers this share of the picture (the renderer: about 0.1 to 0.7)
@@ -68,6 +71,55 @@ class Segmenter(nn.Module):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], 1))
         return self.head(x)
+
+
+class MaskHead(nn.Module):
+    """A segmenter that reads the maps of a frozen student (the shipped one): (N, 3, S, S) in [0, 1] -> (N, 1, S, S)
+    logits. The student was trained on photo-like pictures, so its maps already tell a sprite from a background;
+    the head adds only a 1x1 projection of the last map at some of its resolutions (`levels`, 0 the finest: a
+    feature pyramid, Lin et al. 2017), summed at the finest, one separable block, and a full-resolution colour
+    branch for the edges.
+
+    Only the head is trained and saved: the student is held outside the module tree (not in `state_dict`, not
+    counted, never trained), so a student with this segmenter saves its own numbers plus the head's. The card
+    names the student's file and its SHA-256 (`load_segmenter` refuses another)."""
+
+    def __init__(self, backbone: Student, width: int = 12, fine: int = 8, levels: tuple[int, ...] = (0, 1, 2)):
+        super().__init__()
+        body = copy.deepcopy(backbone.body).cpu().float().requires_grad_(False).eval()
+        object.__setattr__(self, "backbone", body)          # bypasses nn.Module's registration, on purpose
+        with torch.no_grad():
+            shapes, x = [], torch.zeros(1, 3, 64, 64)
+            for layer in body:
+                x = layer(x)
+                shapes.append(x.shape[1:3])                  # (channels, side)
+        last = [k for k in range(len(body)) if k == len(body) - 1 or shapes[k + 1][1] != shapes[k][1]]
+        self.taps = [last[level] for level in levels]           # levels: 0 the finest resolution, 1 the next, ...
+        self.lateral = nn.ModuleList(nn.Conv2d(shapes[k][0], width, 1, bias=False) for k in self.taps)
+        self.norm = nn.BatchNorm2d(width)
+        self.mix = _separable(width, width, 1)
+        self.colour = nn.Sequential(nn.Conv2d(3, fine, 3, 1, 1, bias=False), nn.BatchNorm2d(fine), nn.ReLU(inplace=True))
+        self.fine = _separable(width + fine, fine, 1)
+        self.head = nn.Conv2d(fine, 1, 1)
+        self.arguments = {"width": width, "fine": fine, "levels": list(levels)}
+
+    def forward(self, images: Tensor) -> Tensor:
+        x, maps = _normalise(images), []
+        with torch.no_grad():
+            for k, layer in enumerate(self.backbone.to(images.device)):
+                x = layer(x)
+                if k in self.taps:
+                    maps.append(x)
+        side = maps[0].shape[-2:]
+        summed = sum(F.interpolate(project(m), size=side, mode="bilinear", align_corners=False)
+                     for project, m in zip(self.lateral, maps))
+        coarse = F.interpolate(self.mix(F.relu(self.norm(summed))), size=images.shape[-2:], mode="bilinear",
+                               align_corners=False)
+        return self.head(self.fine(torch.cat([coarse, self.colour(_normalise(images))], 1)))
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def mask_loss(logits: Tensor, target: Tensor) -> Tensor:
@@ -139,13 +191,25 @@ def train(args: argparse.Namespace, splits=None) -> Path:
     torch.set_num_threads(args.threads)
     (base_images, base_alpha), val = sprite_splits() if splits is None else splits
     val_pictures, val_masks = validation_set(*val)
-    model = Segmenter(tuple(args.widths))
+    out = Path(args.out)
+    if args.backbone:
+        from .checkpoint import load_checkpoint
+
+        backbone_card = {"file": os.path.relpath(Path(args.backbone).resolve(), out.resolve().parent),
+                         "sha256": file_digest(args.backbone)}
+        model = MaskHead(load_checkpoint(args.backbone, extras=False)[0], *args.head, tuple(args.levels))
+        kind = {"architecture": "mask-head", "arguments": model.arguments, "backbone": backbone_card}
+    else:
+        model = Segmenter(tuple(args.widths))
+        kind = {"architecture": "segmenter", "arguments": {"widths": list(args.widths)}}
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     no_heads = nn.Module()   # the run state's layout is train.py's (model, heads, optimiser); this has no heads
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state_file, history_file = run_dir / "last.safetensors", run_dir / "state.json"
-    arguments = {key: getattr(args, key) for key in ("epochs", "batch_size", "lr", "widths", "bank", "seed")}
+    arguments = {key: getattr(args, key) for key in ("epochs", "batch_size", "lr", "bank", "seed")}
+    arguments |= ({"head": args.head, "levels": args.levels, "backbone": kind["backbone"]["sha256"]} if args.backbone
+                  else {"widths": args.widths})
     history = {"epoch": 0, "best": -1.0, "seconds": 0.0, "log": [], "arguments": arguments}
     if args.resume and state_file.exists():
         history = json.loads(history_file.read_text())
@@ -155,7 +219,7 @@ def train(args: argparse.Namespace, splits=None) -> Path:
         _restore(load_file(str(state_file)), model, no_heads, optimiser)
         print(f"resumed the segmenter after epoch {history['epoch']}")
     steps = max(1, len(base_images) // args.batch_size)
-    card = {"architecture": "segmenter", "arguments": {"widths": list(args.widths)}, "input_size": 64,
+    card = {**kind, "input_size": 64,
             "training": arguments, "parameters": count_parameters(model),
             "command": "python -m pokedemo.segment " + " ".join(args.argv),
             "data": "base species, train backgrounds (dead leaves and scikit-image's photographs too); the epoch "
@@ -193,22 +257,34 @@ def train(args: argparse.Namespace, splits=None) -> Path:
     best = run_dir / "best.safetensors"
     model.load_state_dict(load_file(str(best)))
     best_card = read_card(best)
-    out = Path(args.out)
     save_checkpoint(model, out, {**best_card, "training_seconds": round(history["seconds"], 1), "log": history["log"]})
     print(f"wrote {out}: epoch {best_card['epoch']}, val IoU {best_card['val_iou']}, "
           f"{best_card['parameters']} numbers, {history['seconds']:.0f} s")
     return out
 
 
-def load_segmenter(path: Path | str = SEGMENTER) -> Segmenter:
-    """The segmenter its card describes, in eval mode (safetensors only, strict)."""
+def load_segmenter(path: Path | str = SEGMENTER) -> Segmenter | MaskHead:
+    """The segmenter its card describes, in eval mode (safetensors only, strict). A `MaskHead` reads the student
+    its card names (a file relative to the card's folder), which must be the very file it was trained on."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"refusing to load {path.name}: only .safetensors checkpoints are loaded")
     card = read_card(path)
-    if card.get("architecture") != "segmenter":
+    if card.get("architecture") not in ("segmenter", "mask-head"):
         raise ValueError(f"{path.name} is not a segmenter (its card says '{card.get('architecture')}')")
-    model = Segmenter(tuple(card["arguments"]["widths"]))
+    if card["architecture"] == "segmenter":
+        model = Segmenter(tuple(card["arguments"]["widths"]))
+    else:
+        from .checkpoint import load_checkpoint
+
+        backbone = path.parent / card["backbone"]["file"]
+        if not backbone.exists():
+            raise FileNotFoundError(f"{backbone} is missing: {path.name} reads that student's maps (restore it with git)")
+        if file_digest(backbone) != card["backbone"]["sha256"]:
+            raise ValueError(f"{path.name} was trained on the maps of another {backbone.name} (SHA-256 "
+                             f"{card['backbone']['sha256'][:12]}...): retrain it on this one, "
+                             f"python -m pokedemo.segment train --backbone {backbone}")
+        model = MaskHead(load_checkpoint(backbone, extras=False)[0], **card["arguments"])
     model.load_state_dict(load_file(str(path)), strict=True)
     return model.requires_grad_(False).eval()
 
@@ -294,7 +370,13 @@ def main(argv: list[str] | None = None, splits=None) -> int:
     command.add_argument("--epochs", type=int, default=20)
     command.add_argument("--batch-size", type=int, default=128)
     command.add_argument("--lr", type=float, default=3e-3)
-    command.add_argument("--widths", type=int, nargs=4, default=[16, 24, 32, 48])
+    command.add_argument("--widths", type=int, nargs=4, default=[16, 24, 32, 48], help="the U-Net's (`Segmenter`)")
+    command.add_argument("--backbone", type=Path, help="a student checkpoint: train a `MaskHead` on its frozen maps "
+                                                       "instead of a U-Net (only the head is saved)")
+    command.add_argument("--head", type=int, nargs=2, default=[12, 8], metavar=("WIDTH", "FINE"),
+                         help="with --backbone: the head's widths at the maps' side and at full resolution")
+    command.add_argument("--levels", type=int, nargs="+", default=[0, 1, 2],
+                         help="with --backbone: the resolutions of the student's maps the head reads (0 the finest)")
     command.add_argument("--bank", type=int, default=1024, help="training backgrounds made for each epoch")
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--threads", type=int, default=2)
@@ -303,8 +385,8 @@ def main(argv: list[str] | None = None, splits=None) -> int:
     command.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.safetensors")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
-    if min(args.epochs, args.batch_size, args.bank) < 1:
-        parser.error("--epochs, --batch-size and --bank must be at least 1")
+    if min(args.epochs, args.batch_size, args.bank, *args.head) < 1:
+        parser.error("--epochs, --batch-size, --bank and --head must be at least 1")
     train(args, splits)
     return 0
 

@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-from pokedemo.checkpoint import load_checkpoint, save_checkpoint
+from pokedemo.checkpoint import load_checkpoint, read_card, save_checkpoint
 from pokedemo.config import CHECKPOINT_DIR
 from pokedemo.models import Embedding, build_model, count_parameters
 
@@ -60,8 +60,12 @@ def test_the_shipped_checkpoints_load_and_match_their_cards(name):
 
 def test_the_student_is_at_most_100k_parameters_and_the_teacher_at_most_25_mb():
     student, _ = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
-    # with what it reads on a photo: the segmenter its card names (`photo_blend`) counts towards the limit
+    # with what it reads on a photo: the segmenter its card names (`photo_blend`) counts towards the limit; a mask
+    # head saves only itself and reads this very student's maps (its file, checked by SHA-256 when loading)
     extra = count_parameters(student.photo_blend.segmenter) if student.photo_blend is not None else 0
+    if student.photo_blend is not None and read_card(student.photo_blend.path).get("backbone"):
+        backbone = student.photo_blend.path.parent / read_card(student.photo_blend.path)["backbone"]["file"]
+        assert backbone.resolve() == (CHECKPOINT_DIR / "student.safetensors").resolve()
     assert count_parameters(student) + extra <= 100_000
     assert (CHECKPOINT_DIR / "teacher.safetensors").stat().st_size <= 25_000_000
 

@@ -118,6 +118,51 @@ def test_a_stopped_run_resumes_to_the_same_weights_and_refuses_other_arguments(t
         segment.load_segmenter(tmp_path / "stopped.json")
 
 
+def tiny_student(seed: int):
+    from pokedemo.models import build_model
+
+    torch.manual_seed(seed)
+    return build_model("student", widths=[8, 16, 24], strides=[2, 2], patch=4).eval()
+
+
+def test_a_mask_head_trains_on_its_frozen_student_and_saves_only_itself(tmp_path):
+    from pokedemo.checkpoint import save_checkpoint
+
+    student = tiny_student(0)
+    head = segment.MaskHead(student, 4, 4)
+    assert head.taps == [2, 3, 4]                                # the last map at each of the sides 16, 8 and 4
+    frozen = {k: v.clone() for k, v in student.state_dict().items()}
+    head.train()
+    segment.mask_loss(head(torch.rand(4, 3, 64, 64)), torch.rand(4, 1, 64, 64).round()).backward()
+    assert all(p.grad is None for p in head.backbone.parameters()) and all(p.grad is not None for p in head.parameters())
+    assert all(torch.equal(v, student.state_dict()[k]) for k, v in frozen.items())       # BatchNorm statistics too
+    assert all(torch.equal(v, head.backbone.state_dict()[k[5:]]) for k, v in frozen.items() if k.startswith("body."))
+
+    images, alpha = gallery_sprites(8)
+    backbone = save_checkpoint(student, tmp_path / "student.safetensors", {"architecture": "student",
+                                                                           "arguments": student.arguments})
+    out = tmp_path / "heads" / "head.safetensors"
+    assert segment.main(["train", "--backbone", str(backbone), "--head", "4", "4", "--levels", "1", "2",
+                         "--batch-size", "4", "--bank", "10", "--epochs", "1", "--threads", "1",
+                         "--run-dir", str(tmp_path / "run"), "--out", str(out)], ((images, alpha), (images[:4], alpha[:4]))) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["architecture"] == "mask-head" and card["backbone"]["file"] == "../student.safetensors"
+    saved = load_file(str(out))
+    assert set(saved) == set(segment.MaskHead(student, 4, 4, (1, 2)).state_dict())        # the head alone
+    assert not any(k.startswith(("backbone", "body")) for k in saved)
+    assert card["parameters"] == sum(v.numel() for v in saved.values() if v.is_floating_point()) < 1000
+    loaded = segment.load_segmenter(out)
+    assert loaded.taps == [3, 4] and not loaded.training
+    with torch.inference_mode():
+        assert loaded(torch.rand(2, 3, 64, 64)).shape == (2, 1, 64, 64)
+    save_checkpoint(tiny_student(1), backbone, {"architecture": "student", "arguments": student.arguments})
+    with pytest.raises(ValueError, match="another student.safetensors"):     # its maps are another student's
+        segment.load_segmenter(out)
+    backbone.unlink()
+    with pytest.raises(FileNotFoundError, match="student.safetensors is missing"):
+        segment.load_segmenter(out)
+
+
 @pytest.mark.parametrize("path", [KEPT / "segmenter-w8.safetensors", KEPT / "segmenter-w16.safetensors",
                                   KEPT / "segmenter-w24.safetensors", segment.SEGMENTER],
                          ids=["w8", "w16", "w24", "shipped"])
