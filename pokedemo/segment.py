@@ -8,15 +8,17 @@ learns that mask: a U-Net of depthwise-separable convolutions (Ronneberger et al
 2017) that reads a 64 px photo-like picture and says, per pixel, whether it is the sprite. Its
 training pictures are base species rendered with the **train** backgrounds; model selection reads the
 val species on the **val** backgrounds; the test backgrounds and the novel species are never read.
-The segmenters trained (docs/results/segmenter/: val IoU 0.7375, 0.785 and 0.814 with 5,997, 17,913 and
-55,305 numbers) find the sprite too roughly to replace the photo: cut-outs alone cost both models 4 to 17
-points on the val photo tracks. Added to the photo's own embedding (`PhotoBlend`, weight 0.3, a card option)
-the widest one's cut-out gains the student 0.6 points on the val mean of all tracks, but the student and it
-would hold 149,225 numbers, over the student's 100,000; the one that fits (`checkpoints/segmenter.safetensors`,
-a copy of segmenter-w8) gains 0.08, under the 0.3 a change needs (`python -m pokedemo.bench photo-blend`), so
-the shipped student's card names none.
+The U-Nets trained (docs/results/segmenter/: val IoU 0.7375, 0.785 and 0.814 with 5,997, 17,913 and 55,305
+numbers) find the sprite too roughly to replace the photo: cut-outs alone cost both models 4 to 17 points on the
+val photo tracks. Added to the photo's own embedding (`PhotoBlend`, weight 0.3, a card option) the widest one's
+cut-out gains the student 0.6 points on the val mean of all tracks, but the student and it would hold 149,225
+numbers, over the student's 100,000. `MaskHead` reads the shipped student's own maps instead and saves only
+itself: the one shipped (`checkpoints/segmenter.safetensors`, 6,001 numbers, val IoU 0.774) keeps the student
+and it within 100,000 (99,921) and gains 0.26, more than the 5,997-number U-Net's 0.08 but under the 0.3 a
+change needs (`python -m pokedemo.bench photo-blend`), so the shipped student's card names no blend.
 
     python -m pokedemo.segment train [--epochs N] [--resume] [--out runs/NAME.safetensors]
+    python -m pokedemo.segment train --backbone checkpoints/student.safetensors [--head WIDTH FINE] [--levels ...]
 
 `cut_out` is what a preprocessing with it does to a photo: the sprite over white, cropped to as a
 sprite is, where the mask is a plausible sprite's.
@@ -44,7 +46,7 @@ from .checkpoint import read_card, save_checkpoint
 from .images import is_photo, to_model_rgba
 from .models import Student, _normalise, _separable, count_parameters, to_tensor
 
-SEGMENTER = Path(__file__).resolve().parent.parent / "checkpoints" / "segmenter.safetensors"   # docs/results/segmenter/segmenter-w8
+SEGMENTER = Path(__file__).resolve().parent.parent / "checkpoints" / "segmenter.safetensors"   # a MaskHead (docs/photo-gap.md)
 AREA = (0.05, 0.9)     # a plausible sprite covers this share of the picture (the renderer: about 0.1 to 0.7)
 
 

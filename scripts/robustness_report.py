@@ -134,11 +134,13 @@ def blend_section() -> list[str]:
     measured = [json.loads(f.read_text()) for f in files]
     first = measured[0]["models"][0]
     segmenter = json.loads((ROOT / "checkpoints/segmenter.json").read_text())
+    cutter = (("a head on the shipped student's own maps", "`segment.MaskHead`", " of its own")
+              if segmenter["architecture"] == "mask-head" else ("a small segmenter", "`pokedemo/segment.py`", ""))
     lines = ["## A photo and its cut-out, chosen on the val species", "",
              "Where a picture is a photo (`images.is_photo`), a model may embed it as the normalised sum of its own "
              f"embedding and {first.get('entry', {}).get('weight', BLEND_WEIGHT)} times its cut-out's: the sprite cut "
-             "out by a small segmenter (`pokedemo/segment.py`, `checkpoints/segmenter.safetensors`: "
-             f"{segmenter['parameters']:,} numbers, val IoU {segmenter['val_iou']}; a wider one is in "
+             f"out by {cutter[0]} ({cutter[1]}, `checkpoints/segmenter.safetensors`: "
+             f"{segmenter['parameters']:,} numbers{cutter[2]}, val IoU {segmenter['val_iou']}; the others trained are in "
              "[photo-gap.md](photo-gap.md)) and put on white (`segment.PhotoBlend`: a segmenter pass and a "
              "second model pass on the photos alone; sprites and pictures on white are untouched, so the clean and "
              "art cells cannot move). Made by " + " and ".join(f"`{m['command']}`" for m in measured)
