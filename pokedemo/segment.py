@@ -88,6 +88,8 @@ class MaskHead(nn.Module):
 
     def __init__(self, backbone: Student, width: int = 12, fine: int = 8, levels: tuple[int, ...] = (0, 1, 2)):
         super().__init__()
+        if not isinstance(backbone, Student):
+            raise ValueError(f"a mask head reads a student's maps, not a {type(backbone).__name__}'s")
         body = copy.deepcopy(backbone.body).cpu().float().requires_grad_(False).eval()
         object.__setattr__(self, "backbone", body)          # bypasses nn.Module's registration, on purpose
         with torch.no_grad():
@@ -96,6 +98,10 @@ class MaskHead(nn.Module):
                 x = layer(x)
                 shapes.append(x.shape[1:3])                  # (channels, side)
         last = [k for k in range(len(body)) if k == len(body) - 1 or shapes[k + 1][1] != shapes[k][1]]
+        if not levels or len(set(levels)) != len(levels) or not all(0 <= level < len(last) for level in levels):
+            raise ValueError(f"levels are distinct resolutions of the student's maps, 0 (the finest) to "
+                             f"{len(last) - 1}: got {list(levels)}")
+        levels = tuple(sorted(levels))
         self.taps = [last[level] for level in levels]           # levels: 0 the finest resolution, 1 the next, ...
         self.lateral = nn.ModuleList(nn.Conv2d(shapes[k][0], width, 1, bias=False) for k in self.taps)
         self.norm = nn.BatchNorm2d(width)

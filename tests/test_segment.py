@@ -131,6 +131,11 @@ def test_a_mask_head_trains_on_its_frozen_student_and_saves_only_itself(tmp_path
     student = tiny_student(0)
     head = segment.MaskHead(student, 4, 4)
     assert head.taps == [2, 3, 4]                                # the last map at each of the sides 16, 8 and 4
+    for levels in ((0, 3), (1, 1), ()):
+        with pytest.raises(ValueError, match="levels are distinct"):
+            segment.MaskHead(student, 4, 4, levels)
+    with pytest.raises(ValueError, match="reads a student's maps"):
+        segment.MaskHead(segment.Segmenter(), 4, 4)
     frozen = {k: v.clone() for k, v in student.state_dict().items()}
     head.train()
     segment.mask_loss(head(torch.rand(4, 3, 64, 64)), torch.rand(4, 1, 64, 64).round()).backward()
