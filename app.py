@@ -456,7 +456,7 @@ TECHNICAL = REPO_ROOT / "docs" / "how-it-works-technical.md"
 
 with gr.Blocks(title="pokedemo: few-shot learning and model compression", delete_cache=(3600, 3600)) as demo:
     gr.Markdown("## pokedemo: can a model 100x smaller learn new Pokémon from 5 pictures?\n"
-                "A big **teacher** (11 million numbers) and a tiny **student** (93 thousand) meet Pokémon they "
+                "A big **teacher** (11 million numbers) and a tiny **student** (100 thousand) meet Pokémon they "
                 "have never seen. Press **Run**, then compare their maps and answers.", elem_id="intro")
     if MODELS_PROBLEM:
         gr.Markdown(f"**Problem:** {MODELS_PROBLEM}")

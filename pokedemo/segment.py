@@ -130,6 +130,15 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def placed(card: dict, folder: Path) -> dict:
+    """A mask head's card as saved in `folder`: its backbone named relative to that folder (`load_segmenter`
+    looks for it there); a U-Net's card as it is."""
+    if not card.get("backbone"):
+        return {key: value for key, value in card.items() if key != "backbone"}
+    file = os.path.relpath(Path(card["backbone"]["file"]).resolve(), Path(folder).resolve())
+    return {**card, "backbone": {**card["backbone"], "file": file}}
+
+
 def mask_loss(logits: Tensor, target: Tensor) -> Tensor:
     """Binary cross-entropy on the soft mask plus a soft Dice term (the sprite is often the smaller part)."""
     probability = logits.sigmoid()
@@ -203,8 +212,7 @@ def train(args: argparse.Namespace, splits=None) -> Path:
     if args.backbone:
         from .checkpoint import load_checkpoint
 
-        backbone_card = {"file": os.path.relpath(Path(args.backbone).resolve(), out.resolve().parent),
-                         "sha256": file_digest(args.backbone)}
+        backbone_card = {"file": str(Path(args.backbone).resolve()), "sha256": file_digest(args.backbone)}
         model = MaskHead(load_checkpoint(args.backbone, extras=False)[0], *args.head, tuple(args.levels))
         kind = {"architecture": "mask-head", "arguments": model.arguments, "backbone": backbone_card}
     else:
@@ -258,14 +266,15 @@ def train(args: argparse.Namespace, splits=None) -> Path:
         print(json.dumps(history["log"][-1]), flush=True)
         if scores["val_iou"] > history["best"]:
             history["best"] = scores["val_iou"]
-            save_checkpoint(model, run_dir / "best.safetensors", {**card, **scores, "epoch": epoch + 1})
+            save_checkpoint(model, run_dir / "best.safetensors", placed({**card, **scores, "epoch": epoch + 1}, run_dir))
         history["epoch"] = epoch + 1
         save_file(_state_tensors(model, no_heads, optimiser), str(state_file))
         history_file.write_text(json.dumps(history))
     best = run_dir / "best.safetensors"
     model.load_state_dict(load_file(str(best)))
     best_card = read_card(best)
-    save_checkpoint(model, out, {**best_card, "training_seconds": round(history["seconds"], 1), "log": history["log"]})
+    save_checkpoint(model, out, placed({**best_card, "training_seconds": round(history["seconds"], 1),
+                                        "log": history["log"], "backbone": kind.get("backbone")}, out.parent))
     print(f"wrote {out}: epoch {best_card['epoch']}, val IoU {best_card['val_iou']}, "
           f"{best_card['parameters']} numbers, {history['seconds']:.0f} s")
     return out

@@ -67,6 +67,10 @@ def test_the_student_is_at_most_100k_parameters_and_the_teacher_at_most_25_mb():
         backbone = student.photo_blend.path.parent / read_card(student.photo_blend.path)["backbone"]["file"]
         assert backbone.resolve() == (CHECKPOINT_DIR / "student.safetensors").resolve()
     assert count_parameters(student) + extra <= 100_000
+    card = read_card(CHECKPOINT_DIR / "student.safetensors")      # the blend is on exactly when val chose it
+    assert bool(card.get("photo_blend")) == card["photo_blend_val"]["chosen"] == (student.photo_blend is not None)
+    if card.get("photo_blend"):
+        assert card["photo_blend"] == card["photo_blend_val"]["entry"]
     assert (CHECKPOINT_DIR / "teacher.safetensors").stat().st_size <= 25_000_000
 
 

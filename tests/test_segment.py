@@ -158,6 +158,8 @@ def test_a_mask_head_trains_on_its_frozen_student_and_saves_only_itself(tmp_path
     assert card["parameters"] == sum(v.numel() for v in saved.values() if v.is_floating_point()) < 1000
     loaded = segment.load_segmenter(out)
     assert loaded.taps == [3, 4] and not loaded.training
+    best = segment.load_segmenter(tmp_path / "run" / "best.safetensors")     # the run's own copy finds it too
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in best.state_dict().items())
     with torch.inference_mode():
         assert loaded(torch.rand(2, 3, 64, 64)).shape == (2, 1, 64, 64)
     save_checkpoint(tiny_student(1), backbone, {"architecture": "student", "arguments": student.arguments})
