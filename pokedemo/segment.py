@@ -118,6 +118,8 @@ class MaskHead(nn.Module):
                 x = layer(x)
                 if k in self.taps:
                     maps.append(x)
+                if k == self.taps[-1]:            # the layers past the last map read are not run
+                    break
         side = maps[0].shape[-2:]
         summed = sum(F.interpolate(project(m), size=side, mode="bilinear", align_corners=False)
                      for project, m in zip(self.lateral, maps))
