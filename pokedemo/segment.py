@@ -114,7 +114,7 @@ class MaskHead(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         x, maps = _normalise(images), []
         with torch.no_grad():
-            for k, layer in enumerate(self.backbone.to(images.device)):
+            for k, layer in enumerate(self.backbone.to(images.device, self.head.weight.dtype)):   # follows .to()
                 x = layer(x)
                 if k in self.taps:
                     maps.append(x)
@@ -319,6 +319,46 @@ def plausible(mask: np.ndarray) -> bool:
     """A mask that looks like one sprite's: covering `AREA` of the picture."""
     share = float((mask > 127).mean())
     return AREA[0] <= share <= AREA[1]
+
+
+def rough_cut_outs(pictures: Tensor, masks: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """What `cut_out` makes of photo-like pictures when the segmenter errs, for training a model on cut-outs
+    (`train.TrainConfig.cut_p`): each true mask (`render(..., with_mask=True)`) is roughened as a segmenter's
+    would be (blurred, moved by a smooth random field, grown or shrunk, then made soft again), so that parts of
+    the sprite go missing and patches of background stay; where it is `plausible`, the picture is whitened
+    outside it and cropped to its content, padded to a white square and resized, as `images.to_model_rgba` does.
+
+    pictures: (B, 3, S, S) in [0, 1]; masks: (B, 1, S, S) in [0, 1].
+    returns: the pictures (the implausible ones as they were), (B,) bool: which were cut, and (B, 1, S, S) the
+    roughened masks (before the crop)."""
+    from .render import _gaussian_blur
+
+    batch, _, size, _ = pictures.shape
+    rand = lambda *shape: torch.rand(*shape, generator=generator)
+    soft = _gaussian_blur(masks, 0.5 + 1.5 * rand(batch))
+    cells = 3 + int(rand(1) * 6)                                          # the field's scale, per batch
+    field = F.interpolate(torch.randn(batch, 1, cells, cells, generator=generator), size=(size, size),
+                          mode="bicubic", align_corners=False)
+    level = soft - 0.5 + 0.35 * rand(batch, 1, 1, 1) * field + (rand(batch, 1, 1, 1) * 2 - 1) * 0.15
+    rough = (level * (4 + 8 * rand(batch, 1, 1, 1)) + 0.5).clamp(0, 1)
+    rough = torch.where(rough < 0.1, 0.0, rough)                          # as `sprite_masks`
+    flat = pictures * rough + (1 - rough)
+    out, cut = pictures.clone(), torch.zeros(batch, dtype=torch.bool)
+    for k in range(batch):
+        share = float((rough[k] > 0.5).float().mean())
+        content = (rough[k, 0] > 8 / 255) & ((1 - flat[k]).amax(0) > 24 / 255)   # `images.content_box`
+        if not (AREA[0] <= share <= AREA[1]) or not content.any():
+            continue
+        rows, cols = content.any(1).nonzero()[:, 0], content.any(0).nonzero()[:, 0]
+        crop = flat[k, :, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        side = max(crop.shape[1:])
+        square = torch.ones(3, side, side)
+        top, left = (side - crop.shape[1]) // 2, (side - crop.shape[2]) // 2
+        square[:, top:top + crop.shape[1], left:left + crop.shape[2]] = crop
+        out[k] = F.interpolate(square[None], size=(size, size), mode="bilinear", antialias=True,
+                               align_corners=False)[0].clamp(0, 1)
+        cut[k] = True
+    return out, cut, rough
 
 
 def _cut(pictures: np.ndarray, model: Segmenter) -> tuple[np.ndarray, np.ndarray]:

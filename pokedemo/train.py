@@ -35,6 +35,7 @@ from .fewshot import mean_ci95
 from .losses import attention_transfer_loss, distillation_loss, kd_kl, relation_loss, supcon_loss
 from .models import NORMALISATION, Embedder, TrainingHeads, build_model, count_parameters, embed_array, pick_device
 from .render import make_backgrounds, render
+from .segment import rough_cut_outs
 from .tracks import TRACKS, TrackImages, track_accuracies
 
 
@@ -55,6 +56,8 @@ class TrainConfig:
     render_p: float = 0.0            # share of training views rendered photo-like (`render`, train pool)
     leaves: bool = False             # dead-leaves backgrounds as a fifth kind in the training bank
     more_photos: bool = False        # photo crops from scikit-image's pictures too (render.EXTRA_TRAIN_PHOTOS)
+    cut_p: float = 0.0               # share of the photo-like views then cut out roughly, as the photo blend's
+                                     # segmenter would (`segment.rough_cut_outs`)
     mixstyle: float = 0.0            # probability of MixStyle per batch and early stage (`augment.MixStyle`)
     teacher_view: str = "clean"      # student: teacher targets on the clean image (once) or on the "same" view
     teacher_mirror: bool = False     # student: teacher targets from the picture and its mirror image, averaged
@@ -115,7 +118,8 @@ def training_views(images: Tensor, alpha: Tensor, config: TrainConfig, backgroun
                    generator: torch.Generator) -> Tensor:
     """Augmented views of a batch: images (B, 3, S, S) over white, alpha (B, 1, S, S) in [0, 1].
     A share `render_p` is rendered photo-like: the sprite's colours are augmented, then it is posed on a
-    training background and photographed (`render`); the others get the sprite augmentations on white."""
+    training background and photographed (`render`); the others get the sprite augmentations on white. A share
+    `cut_p` of the photo-like views is then cut out again with a roughened mask (`segment.rough_cut_outs`)."""
     views = augment(images, generator=generator, colour=config.colour)
     if config.render_p <= 0 or backgrounds is None:
         return views
@@ -124,7 +128,14 @@ def training_views(images: Tensor, alpha: Tensor, config: TrainConfig, backgroun
         masks = alpha[chosen]
         sprites = augment(images[chosen], generator=generator, colour=config.colour, geometry=False, erase=False)
         sprites = sprites * masks + (1 - masks)  # colour changes stay on the sprite: white stays white
-        views[chosen] = render(sprites, masks, backgrounds, generator)
+        if config.cut_p > 0:
+            photos, where = render(sprites, masks, backgrounds, generator, with_mask=True)
+            again = torch.rand(len(photos), generator=generator) < config.cut_p
+            if again.any():
+                photos[again] = rough_cut_outs(photos[again], where[again], generator)[0]
+            views[chosen] = photos
+        else:
+            views[chosen] = render(sprites, masks, backgrounds, generator)
     return views
 
 

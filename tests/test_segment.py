@@ -71,6 +71,43 @@ def test_a_photo_of_a_sprite_comes_out_over_white_cropped_to_the_sprite():
         assert box is not None and max(box[2] - box[0], box[3] - box[1]) >= 60
 
 
+def test_rough_cut_outs_are_seeded_sprites_over_white_that_a_segmenter_could_have_made():
+    pictures, masks = photos_with_masks(seed=2)
+    out, cut, rough = segment.rough_cut_outs(pictures, masks, torch.Generator().manual_seed(5))
+    again, cut_again, _ = segment.rough_cut_outs(pictures, masks, torch.Generator().manual_seed(5))
+    other, _, _ = segment.rough_cut_outs(pictures, masks, torch.Generator().manual_seed(6))
+    assert torch.equal(out, again) and torch.equal(cut, cut_again) and not torch.equal(out, other)
+    assert out.shape == pictures.shape and cut.sum() >= 0.8 * len(cut)
+    assert torch.equal(out[~cut], pictures[~cut])                         # not cut: the photo as it was
+    for picture in out[cut].mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy():
+        assert not is_photo(Image.fromarray(picture))                      # a sprite over white now
+        box = content_box(np.dstack([picture, np.full(picture.shape[:2], 255, np.uint8)]))
+        assert box is not None and max(box[2] - box[0], box[3] - box[1]) >= 60   # cropped to its content
+    # rough as a trained segmenter's masks are (IoU about 0.8 on val), neither exact nor lost; no mask: no cut
+    overlap = segment.iou(rough, masks)
+    assert 0.6 < overlap.mean() < 0.95 and overlap.min() < 0.9 and overlap.max() > 0.75
+    empty, none_cut, _ = segment.rough_cut_outs(pictures[:4], torch.zeros_like(masks[:4]), torch.Generator())
+    assert not none_cut.any() and torch.equal(empty, pictures[:4])
+
+
+def test_training_views_cut_their_photo_like_views_out_again_when_asked():
+    from pokedemo.models import to_tensor
+    from pokedemo.train import TrainConfig, training_views
+
+    images, alpha = gallery_sprites(16)
+    images, alpha = to_tensor(images), torch.from_numpy(alpha).float()[:, None] / 255
+    bank = make_backgrounds("train", 16, 80, 0)
+
+    def photos(config: TrainConfig) -> np.ndarray:
+        views = training_views(images, alpha, config, bank, torch.Generator().manual_seed(1))
+        pixels = views.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return np.array([is_photo(Image.fromarray(p)) for p in pixels])
+
+    assert not photos(TrainConfig()).any()
+    assert photos(TrainConfig(render_p=1.0)).mean() >= 0.8
+    assert photos(TrainConfig(render_p=1.0, cut_p=1.0)).mean() <= 0.2
+
+
 def test_without_a_plausible_sprite_a_photo_is_left_as_it_was():
     wall = np.zeros((1, 64, 64, 3), dtype=np.uint8)
     wall[:] = (30, 90, 160)                                                # a plain wall: nothing to cut out
