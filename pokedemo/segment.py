@@ -325,7 +325,8 @@ def rough_cut_outs(pictures: Tensor, masks: Tensor, generator: torch.Generator) 
     """What `cut_out` makes of photo-like pictures when the segmenter errs, for training a model on cut-outs
     (`train.TrainConfig.cut_p`): each true mask (`render(..., with_mask=True)`) is roughened as a segmenter's
     would be (blurred, moved by a smooth random field, grown or shrunk, then made soft again), so that parts of
-    the sprite go missing and patches of background stay; where it is `plausible`, the picture is whitened
+    the sprite go missing and patches of background stay (IoU with the true mask 0.77 on average on base species
+    over the train backgrounds, 0.47 to 0.95 from the 10th to the 90th centile; the shipped head: 0.78 on val); where it is `plausible`, the picture is whitened
     outside it and cropped to its content, padded to a white square and resized, as `images.to_model_rgba` does.
 
     pictures: (B, 3, S, S) in [0, 1]; masks: (B, 1, S, S) in [0, 1].
@@ -339,7 +340,7 @@ def rough_cut_outs(pictures: Tensor, masks: Tensor, generator: torch.Generator) 
     cells = 3 + int(rand(1) * 6)                                          # the field's scale, per batch
     field = F.interpolate(torch.randn(batch, 1, cells, cells, generator=generator), size=(size, size),
                           mode="bicubic", align_corners=False)
-    level = soft - 0.5 + 0.35 * rand(batch, 1, 1, 1) * field + (rand(batch, 1, 1, 1) * 2 - 1) * 0.15
+    level = soft - 0.5 + 0.5 * rand(batch, 1, 1, 1) * field + (rand(batch, 1, 1, 1) * 2 - 1) * 0.15
     rough = (level * (4 + 8 * rand(batch, 1, 1, 1)) + 0.5).clamp(0, 1)
     rough = torch.where(rough < 0.1, 0.0, rough)                          # as `sprite_masks`
     flat = pictures * rough + (1 - rough)

@@ -83,11 +83,12 @@ def test_rough_cut_outs_are_seeded_sprites_over_white_that_a_segmenter_could_hav
         assert not is_photo(Image.fromarray(picture))                      # a sprite over white now
         box = content_box(np.dstack([picture, np.full(picture.shape[:2], 255, np.uint8)]))
         assert box is not None and max(box[2] - box[0], box[3] - box[1]) >= 60   # cropped to its content
-    # rough as a trained segmenter's masks are (IoU about 0.8 on val), neither exact nor lost; no mask: no cut
+    # rough as a trained segmenter's masks are (IoU about 0.8 on val), neither exact nor lost
     overlap = segment.iou(rough, masks)
     assert 0.6 < overlap.mean() < 0.95 and overlap.min() < 0.9 and overlap.max() > 0.75
-    empty, none_cut, _ = segment.rough_cut_outs(pictures[:4], torch.zeros_like(masks[:4]), torch.Generator())
-    assert not none_cut.any() and torch.equal(empty, pictures[:4])
+    # no sprite: mostly no plausible mask (a false blob now and then, as a segmenter's), and those left as they were
+    empty, some_cut, _ = segment.rough_cut_outs(pictures, torch.zeros_like(masks), torch.Generator().manual_seed(0))
+    assert some_cut.float().mean() < 0.5 and torch.equal(empty[~some_cut], pictures[~some_cut])
 
 
 def test_training_views_cut_their_photo_like_views_out_again_when_asked():
@@ -98,12 +99,14 @@ def test_training_views_cut_their_photo_like_views_out_again_when_asked():
     images, alpha = to_tensor(images), torch.from_numpy(alpha).float()[:, None] / 255
     bank = make_backgrounds("train", 16, 80, 0)
 
+    def views(config: TrainConfig) -> torch.Tensor:
+        return training_views(images, alpha, config, bank, torch.Generator().manual_seed(1))
+
     def photos(config: TrainConfig) -> np.ndarray:
-        views = training_views(images, alpha, config, bank, torch.Generator().manual_seed(1))
-        pixels = views.mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        pixels = views(config).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         return np.array([is_photo(Image.fromarray(p)) for p in pixels])
 
-    assert not photos(TrainConfig()).any()
+    assert torch.equal(views(TrainConfig()), views(TrainConfig(cut_p=1.0)))    # only photo-like views are cut
     assert photos(TrainConfig(render_p=1.0)).mean() >= 0.8
     assert photos(TrainConfig(render_p=1.0, cut_p=1.0)).mean() <= 0.2
 
