@@ -44,11 +44,12 @@ def pixel_embeddings(images: np.ndarray, mean: np.ndarray | None) -> torch.Tenso
 
 
 def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = True, device: str = "cpu",
-                   flip_average: bool | None = None, photo_blend: bool | None = None
-                   ) -> tuple[Callable[[np.ndarray], torch.Tensor], torch.Tensor | None, dict]:
+                   flip_average: bool | None = None, photo_blend: bool | None = None,
+                   blend_weight: float = BLEND_WEIGHT) -> tuple[Callable[[np.ndarray], torch.Tensor], torch.Tensor | None, dict]:
     """(embed: uint8 images (N, S, S, 3) -> (N, D) on the CPU, centring mean (D,) or None, card) for a model
     name; the model runs on `device`. flip_average, photo_blend: override the card's test-time extras (mirror
-    averaging; photos blended with their cut-out by the shipped segmenter, `photo_blend_entry`). embed takes
+    averaging; photos blended with their cut-out by the shipped segmenter, `photo_blend_entry`, the cut-out weighted
+    `blend_weight`). embed takes
     `blend_photos` (`Embedder.embed`: False for the supports' photo-like views, as the page embeds them)."""
     if name == "pixels":
         base = SpriteDataset.load().subset(split_species()["base"])
@@ -63,8 +64,9 @@ def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = Tru
     model = model.to(device)
     if flip_average is not None:
         model.flip_average = flip_average
-    if photo_blend is not None:   # on: the shipped segmenter and weight, whatever the card names
-        model.photo_blend = PhotoBlend.from_card(photo_blend_entry(), SEGMENTER.parent) if photo_blend else None
+    if photo_blend is not None:   # on: the shipped segmenter and blend_weight, whatever the card names
+        model.photo_blend = (PhotoBlend.from_card(photo_blend_entry(blend_weight), SEGMENTER.parent) if photo_blend
+                             else None)
     card = {**card, "flip_average": model.flip_average, "photo_blend": model.photo_blend is not None}
     return (lambda images, blend_photos=True: embed_array(model, images, blend_photos=blend_photos),
             base_mean(card) if centre else None, card)
@@ -90,15 +92,17 @@ def track_images(dataset: SpriteDataset) -> TrackImages:
 def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, checkpoint: Path | None = None,
                  centre: bool = True, dataset: SpriteDataset | None = None, tracks=("clean",),
                  rendered: dict | None = None, device: str = "cpu", views: int = SUPPORT_VIEWS,
-                 pool: str = "test", flip_average: bool | None = None, photo_blend: bool | None = None) -> list[dict]:
+                 pool: str = "test", flip_average: bool | None = None, photo_blend: bool | None = None,
+                 blend_weight: float = BLEND_WEIGHT) -> list[dict]:
     """Benchmark rows of one model on each track, the model loaded and each view embedded once. rendered: a
     dict shared between calls on the same dataset, which keeps the photo-like pictures (they do not depend on
     the model) so they are rendered once. views: photo-like views per support behind the photo-ready
     prototypes (the page's method, `tracks.track_accuracies`); 0 for plain prototypes. flip_average, photo_blend:
-    override the card's test-time extras (None: as the card says, as the page does)."""
+    override the card's test-time extras (None: as the card says, as the page does); blend_weight: the cut-out's
+    weight where photo_blend is on."""
     dataset = dataset or SpriteDataset.load().subset(split_species()["novel"])
     started = time.perf_counter()
-    embed, mean, card = model_embedder(name, checkpoint, centre, device, flip_average, photo_blend)
+    embed, mean, card = model_embedder(name, checkpoint, centre, device, flip_average, photo_blend, blend_weight)
     rendered = {} if rendered is None else rendered
     cache: dict = dict(rendered)
     rows = []
@@ -144,25 +148,25 @@ def none_threshold(name: str, keep: float = 0.95, episodes: int = 300, seed: int
             "unknown_turned_away": float((unknown < threshold).mean())}
 
 
-def photo_blend_entry() -> dict:
+def photo_blend_entry(weight: float = BLEND_WEIGHT) -> dict:
     """A card's `photo_blend`: the shipped segmenter (a file beside the checkpoints) and the cut-out's weight."""
-    return {"segmenter": SEGMENTER.name, "weight": BLEND_WEIGHT}
+    return {"segmenter": SEGMENTER.name, "weight": weight}
 
 
-def val_choice(name: str, option: str, episodes: int = 600, seed: int = 0) -> dict:
+def val_choice(name: str, option: str, episodes: int = 600, seed: int = 0, blend_weight: float = BLEND_WEIGHT) -> dict:
     """A test-time extra of `Embedder.embed` ("flip_average" or "photo_blend"), measured on the **val** species
     (val backgrounds) without and with it, every track, 1- and 5-shot, the page's photo-ready prototypes, the
     other extras as the card says; `chosen` when it raises the mean of those accuracies by more than its
-    `MARGINS`. The novel species play no part."""
+    `MARGINS`. The novel species play no part. blend_weight: the cut-out's weight (photo_blend)."""
     val, rendered = SpriteDataset.load().subset(split_species()["val"]), {}
     accuracies = {}
     for on in (False, True):
         rows = fewshot_rows(name, (1, 5), episodes, seed, dataset=val, tracks=TRACKS, rendered=rendered,
-                            pool="val", **{option: on})
+                            pool="val", blend_weight=blend_weight, **{option: on})
         accuracies["on" if on else "off"] = {f"{r['track']} {r['n_shot']}-shot": round(r["accuracy"], 4)
                                              for r in rows}
     means = {key: float(np.mean(list(values.values()))) for key, values in accuracies.items()}
-    entry = {"entry": photo_blend_entry()} if option == "photo_blend" else {}   # what "on" measured
+    entry = {"entry": photo_blend_entry(blend_weight)} if option == "photo_blend" else {}   # what "on" measured
     return {"model": name, "option": option, **entry, "split": "val", "episodes": episodes, "seed": seed, **accuracies,
             "mean_off": round(means["off"], 4), "mean_on": round(means["on"], 4), "margin": MARGINS[option],
             "chosen": bool(means["on"] > means["off"] + MARGINS[option])}
@@ -285,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         extra.add_argument("--json", type=Path, help="write the measurements as JSON here")
         extra.add_argument("--record", action="store_true",
                            help="store the choice in each card (the page and the benchmark follow it)")
+        if option == "photo-blend":
+            extra.add_argument("--weight", type=float, default=BLEND_WEIGHT, help="the cut-out's weight in the blend")
     scoreboard = commands.add_parser("all", help="the compression scoreboard: docs/benchmarks.md and .json")
     scoreboard.add_argument("--episodes", type=int, default=600)
     scoreboard.add_argument("--fine-tune-episodes", type=int, default=100)
@@ -333,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "CPU budget per task (docs/robustness.md); measure it without --record")
             choices = []
             for name in names:
-                row = val_choice(name, option, args.episodes)
+                row = val_choice(name, option, args.episodes, blend_weight=getattr(args, "weight", BLEND_WEIGHT))
                 print(json.dumps(row))
                 choices.append(row)
                 if args.record:
