@@ -7,7 +7,10 @@ page's classifier) with the photos preprocessed four ways:
 - `blend`:     the photo kept, its embedding the normalised sum of its own and `--blend-weight` times its
                cut-out's (a second pass on every photo; where nothing is cut out, the photo's own twice);
 - `oracle`:    the background whitened with the renderer's own mask (an upper bound no upload has),
-               then preprocessed as a sprite on white is.
+               then preprocessed as a sprite on white is;
+- `cut views`: photo-both only: the photos as `none`, and each support photo given photo-ready views as a
+               sprite's are (`tracks.support_views`), rendered from its own cut-out (the segmenter's mask as
+               its alpha), so that its prototype does not hold its own background alone.
 
 It renders with the **val** backgrounds and never reads the test backgrounds or the novel species.
 
@@ -30,13 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pokedemo import segment  # noqa: E402
 from pokedemo.bench import model_embedder, track_images  # noqa: E402
 from pokedemo.data.dataset import SpriteDataset, split_species  # noqa: E402
-from pokedemo.fewshot import mean_ci95  # noqa: E402
-from pokedemo.images import to_model_image  # noqa: E402
+from pokedemo.fewshot import episode_accuracies, mean_ci95  # noqa: E402
+from pokedemo.images import to_model_image, to_model_rgba  # noqa: E402
 from pokedemo.render import make_backgrounds  # noqa: E402
-from pokedemo.tracks import (BANK_SIDE, BANK_SIZE, SUPPORT_VIEWS, render_pictures, support_views,  # noqa: E402
-                             track_accuracies)
+from pokedemo.tracks import (BANK_SIDE, BANK_SIZE, SUPPORT_VIEWS, photo_flags, render_pictures,  # noqa: E402
+                             support_views, track_accuracies, track_sampler)
 
-VARIANTS = ("none", "segmenter", "blend", "oracle")
+VARIANTS = ("none", "segmenter", "blend", "oracle", "cut views")
 
 
 def oracle_pictures(images: np.ndarray, alpha: np.ndarray, bank: torch.Tensor, seed: int = 0) -> np.ndarray:
@@ -50,6 +53,13 @@ def oracle_pictures(images: np.ndarray, alpha: np.ndarray, bank: torch.Tensor, s
         for k, picture in enumerate(whitened):
             out[start + k] = to_model_image(Image.fromarray(picture), images.shape[1])
     return out
+
+
+def cut_views(photos: np.ndarray, segmenter) -> np.ndarray:
+    """(SUPPORT_VIEWS, N, S, S, 3): photo-ready views of photos, rendered from their cut-outs (mask as alpha)."""
+    pairs = [to_model_rgba(Image.fromarray(np.dstack([photo, mask]), "RGBA"), photos.shape[1])
+             for photo, mask in zip(photos, segment.sprite_masks(photos, segmenter))]
+    return support_views(np.stack([rgb for rgb, _ in pairs]), np.stack([alpha for _, alpha in pairs]))
 
 
 def main() -> int:
@@ -79,10 +89,18 @@ def main() -> int:
             cache = {**page, "photo": F.normalize(page["photo"] + args.blend_weight * embed(cut), dim=-1)}
         elif variant == "oracle":
             cache["photo_images"] = oracle_pictures(data.images, data.alpha, bank)
-        for track in ("photo", "photo-both"):
+        elif variant == "cut views":
+            extra = torch.stack([embed(pictures) for pictures in cut_views(photos, segmenter)])
+        for track in ("photo", "photo-both") if variant != "cut views" else ("photo-both",):
             for shot in (1, 5):
-                accuracy, ci95 = mean_ci95(track_accuracies(embed, data, track, shot, args.episodes, 0, mean,
-                                                            pool="val", cache=cache, views=SUPPORT_VIEWS))
+                if variant == "cut views":
+                    accuracies = episode_accuracies(page["photo"], track_sampler(data, track, shot, args.episodes),
+                                                    mean, support_views=extra,
+                                                    photo_queries=photo_flags(photos))   # as the page decides
+                else:
+                    accuracies = track_accuracies(embed, data, track, shot, args.episodes, 0, mean, pool="val",
+                                                  cache=cache, views=SUPPORT_VIEWS)
+                accuracy, ci95 = mean_ci95(accuracies)
                 rows.append({"model": args.model, "checkpoint": str(args.checkpoint or "shipped"),
                              "segmenter": str(args.segmenter), "preprocessing": variant, "split": "val",
                              **({"blend_weight": args.blend_weight} if variant == "blend" else {}),
