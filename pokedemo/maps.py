@@ -74,7 +74,7 @@ def task_maps(result: TaskResult, method: str, parameter: float, seed: int, thum
                                     teacher["thumbnails"] if thumbnails else None, hover_pictures=uris,
                                     height=height)]
     tuned = "student+fine-tune" in result.embeddings
-    title = "student (93k parameters)" + (", fine-tuned on your pictures" if tuned else "")
+    title = "student (94k parameters)" + (", fine-tuned on your pictures" if tuned else "")
     _, student_xy, mistakes = points.frames[-1]
     figures.append(viz.embedding_figure(student_xy, final["labels"], final["role"], result.class_names, final["hover"],
                                         mistakes, title, final["thumbnails"] if thumbnails else None,
