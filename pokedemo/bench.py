@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
                                 command)
         elif args.command in ("flip-average", "photo-blend"):
             names, option = args.model or ("teacher", "student"), args.command.replace("-", "_")
+            if option == "photo_blend" and not args.weight > 0:
+                raise ValueError(f"--weight: the cut-out's weight must be above 0, got {args.weight}")
             if args.record and "teacher" in names:
                 raise ValueError("the teacher looks once on the page: a second ResNet18 pass does not fit the page's "
                                  "CPU budget per task (docs/robustness.md); measure it without --record")

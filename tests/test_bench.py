@@ -63,6 +63,31 @@ def test_mirror_averaging_can_be_forced_for_a_measurement_but_not_recorded(tmp_p
     assert "as the card says" in capsys.readouterr().err
 
 
+def test_the_photo_blend_is_chosen_on_val_at_the_weight_asked_and_a_weight_of_0_is_refused(tmp_path, data_root,
+                                                                                          monkeypatch, capsys):
+    import torch
+
+    import pokedemo.bench as bench
+    from pokedemo.checkpoint import read_card, save_checkpoint
+    from pokedemo.models import build_model
+
+    prepare_tiny_dataset(tmp_path)
+    torch.manual_seed(0)
+    model = build_model("student")
+    weights = save_checkpoint(model, tmp_path / "student.safetensors",
+                              {"architecture": "student", "arguments": model.arguments})
+    monkeypatch.setattr(bench, "CHECKPOINT_DIR", tmp_path)
+    assert bench_main(["photo-blend", "--model", "student", "--episodes", "5", "--weight", "0"]) == 1
+    assert "weight must be above 0" in capsys.readouterr().err
+    out = tmp_path / "blend.json"
+    assert bench_main(["photo-blend", "--model", "student", "--episodes", "5", "--threads", "1", "--weight", "0.6",
+                       "--json", str(out), "--record"]) == 0
+    row = json.loads(out.read_text())["models"][0]
+    assert row["entry"] == {"segmenter": bench.SEGMENTER.name, "weight": 0.6} and len(row["on"]) == 8
+    assert row["on"] != row["off"]                                  # the tiny tracks' photos are blended
+    assert read_card(weights)["photo_blend"] == (row["entry"] if row["chosen"] else None)
+
+
 def test_the_photo_blend_can_be_forced_for_a_measurement_but_not_recorded(tmp_path, data_root, capsys):
     prepare_tiny_dataset(tmp_path)
     out = tmp_path / "rows.json"
