@@ -328,9 +328,11 @@ def rough_cut_outs(pictures: Tensor, masks: Tensor, generator: torch.Generator) 
     the sprite go missing and patches of background stay (IoU with the true mask 0.77 on average on base species
     over the train backgrounds, 0.47 to 0.95 from the 10th to the 90th centile; the shipped head: 0.78 on val).
     Where it is `plausible`, the picture is whitened outside it and cropped to its content, padded to a white
-    square and resized, as `images.to_model_rgba` does.
+    square and resized, as `images.to_model_rgba` does (here in torch: bilinear with antialiasing rather than
+    Lanczos, no rounding to uint8, the content found on the whitened picture). Calibration:
+    `python scripts/rough_cut_calibration.py`.
 
-    pictures: (B, 3, S, S) in [0, 1]; masks: (B, 1, S, S) in [0, 1].
+    pictures: (B, 3, S, S) in [0, 1] and masks: (B, 1, S, S) in [0, 1], on the CPU (as training views are made).
     returns: the pictures (the implausible ones as they were), (B,) bool: which were cut, and (B, 1, S, S) the
     roughened masks (before the crop)."""
     from .render import _gaussian_blur
@@ -354,7 +356,7 @@ def rough_cut_outs(pictures: Tensor, masks: Tensor, generator: torch.Generator) 
         rows, cols = content.any(1).nonzero()[:, 0], content.any(0).nonzero()[:, 0]
         crop = flat[k, :, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         side = max(crop.shape[1:])
-        square = torch.ones(3, side, side, dtype=pictures.dtype, device=pictures.device)
+        square = torch.ones(3, side, side, dtype=pictures.dtype)
         top, left = (side - crop.shape[1]) // 2, (side - crop.shape[2]) // 2
         square[:, top:top + crop.shape[1], left:left + crop.shape[2]] = crop
         out[k] = F.interpolate(square[None], size=(size, size), mode="bilinear", antialias=True,

@@ -10,7 +10,8 @@ page's classifier) with the photos preprocessed four ways:
                then preprocessed as a sprite on white is;
 - `cut views`: photo-both only: the photos as `none`, and each support photo given photo-ready views as a
                sprite's are (`tracks.support_views`), rendered from its own cut-out (the segmenter's mask as
-               its alpha), so that its prototype does not hold its own background alone.
+               its alpha), so that its prototype does not hold its own background alone; where the mask is not
+               `plausible` (nothing is cut out), the photo's own embedding stands in for its views.
 
 It renders with the **val** backgrounds and never reads the test backgrounds or the novel species.
 
@@ -55,11 +56,14 @@ def oracle_pictures(images: np.ndarray, alpha: np.ndarray, bank: torch.Tensor, s
     return out
 
 
-def cut_views(photos: np.ndarray, segmenter) -> np.ndarray:
-    """(SUPPORT_VIEWS, N, S, S, 3): photo-ready views of photos, rendered from their cut-outs (mask as alpha)."""
+def cut_views(photos: np.ndarray, segmenter) -> tuple[np.ndarray, np.ndarray]:
+    """(SUPPORT_VIEWS, N, S, S, 3) photo-ready views of photos, rendered from their cut-outs (mask as alpha), and
+    (N,) bool: which masks were `plausible` (the others' views are not used)."""
+    masks = segment.sprite_masks(photos, segmenter)
     pairs = [to_model_rgba(Image.fromarray(np.dstack([photo, mask]), "RGBA"), photos.shape[1])
-             for photo, mask in zip(photos, segment.sprite_masks(photos, segmenter))]
-    return support_views(np.stack([rgb for rgb, _ in pairs]), np.stack([alpha for _, alpha in pairs]))
+             for photo, mask in zip(photos, masks)]
+    views = support_views(np.stack([rgb for rgb, _ in pairs]), np.stack([alpha for _, alpha in pairs]))
+    return views, np.array([segment.plausible(mask) for mask in masks])
 
 
 def main() -> int:
@@ -78,7 +82,7 @@ def main() -> int:
     clean, photos = embed(data.images), render_pictures(data.images, data.alpha, "val", backgrounds=bank)
     views = support_views(data.images, data.alpha)
     cut = segment.cut_out(photos, segmenter)
-    page = {"clean": clean, "photo_images": photos, "view_images": views}   # `blend` reuses what `none` embeds in it
+    page = {"clean": clean, "photo_images": photos, "view_images": views, "photo": embed(photos)}
     rows = []
     for variant in VARIANTS:
         cache = page if variant == "none" else {"clean": clean, "photo_images": photos, "view_images": views}
@@ -90,7 +94,9 @@ def main() -> int:
         elif variant == "oracle":
             cache["photo_images"] = oracle_pictures(data.images, data.alpha, bank)
         elif variant == "cut views":
-            extra = torch.stack([embed(pictures) for pictures in cut_views(photos, segmenter)])
+            rendered, plausible = cut_views(photos, segmenter)
+            extra = torch.stack([embed(pictures) for pictures in rendered])
+            extra[:, ~torch.from_numpy(plausible)] = page["photo"][~torch.from_numpy(plausible)]   # as no views
         for track in ("photo", "photo-both") if variant != "cut views" else ("photo-both",):
             for shot in (1, 5):
                 if variant == "cut views":

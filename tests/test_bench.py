@@ -79,9 +79,13 @@ def test_the_photo_blend_is_chosen_on_val_at_the_weight_asked_and_a_weight_of_0_
     monkeypatch.setattr(bench, "CHECKPOINT_DIR", tmp_path)
     assert bench_main(["photo-blend", "--model", "student", "--episodes", "5", "--weight", "0"]) == 1
     assert "weight must be above 0" in capsys.readouterr().err
-    out = tmp_path / "blend.json"
+    out, blends = tmp_path / "blend.json", []
+    from_card = bench.PhotoBlend.from_card                            # which blends the measurement builds
+    monkeypatch.setattr(bench.PhotoBlend, "from_card",
+                        classmethod(lambda cls, entry, folder: blends.append(from_card(entry, folder)) or blends[-1]))
     assert bench_main(["photo-blend", "--model", "student", "--episodes", "5", "--threads", "1", "--weight", "0.6",
                        "--json", str(out), "--record"]) == 0
+    assert blends and all(blend.weight == 0.6 for blend in blends)
     row = json.loads(out.read_text())["models"][0]
     assert row["entry"] == {"segmenter": bench.SEGMENTER.name, "weight": 0.6} and len(row["on"]) == 8
     assert row["on"] != row["off"]                                  # the tiny tracks' photos are blended
