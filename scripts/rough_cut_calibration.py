@@ -1,6 +1,6 @@
 """How rough `segment.rough_cut_outs` makes a mask: the IoU of its roughened masks with the renderer's true ones,
-on 512 base-species sprites rendered over the **train** backgrounds (what training sees; the val and test
-pictures are not read), to set beside the shipped mask head's val IoU (its card's `val_iou`).
+on 512 base-species sprites rendered over the **train** backgrounds (what training sees; no val or test
+picture is used), to set beside the shipped mask head's val IoU (its card's `val_iou`).
 
     python scripts/rough_cut_calibration.py [--json out.json]
 """
