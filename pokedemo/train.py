@@ -128,14 +128,11 @@ def training_views(images: Tensor, alpha: Tensor, config: TrainConfig, backgroun
         masks = alpha[chosen]
         sprites = augment(images[chosen], generator=generator, colour=config.colour, geometry=False, erase=False)
         sprites = sprites * masks + (1 - masks)  # colour changes stay on the sprite: white stays white
-        if config.cut_p > 0:
-            photos, where = render(sprites, masks, backgrounds, generator, with_mask=True)
-            again = torch.rand(len(photos), generator=generator) < config.cut_p
-            if again.any():
-                photos[again] = rough_cut_outs(photos[again], where[again], generator)[0]
-            views[chosen] = photos
-        else:
-            views[chosen] = render(sprites, masks, backgrounds, generator)
+        photos, where = render(sprites, masks, backgrounds, generator, with_mask=True)
+        again = torch.rand(len(photos), generator=generator) < config.cut_p if config.cut_p > 0 else None
+        if again is not None and again.any():
+            photos[again] = rough_cut_outs(photos[again], where[again], generator)[0]
+        views[chosen] = photos
     return views
 
 

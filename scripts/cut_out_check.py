@@ -97,12 +97,13 @@ def main() -> int:
             rendered, plausible = cut_views(photos, segmenter)
             extra = torch.stack([embed(pictures) for pictures in rendered])
             extra[:, ~torch.from_numpy(plausible)] = page["photo"][~torch.from_numpy(plausible)]   # as no views
+            flags = photo_flags(photos)                                   # which queries are photos, as the page says
         for track in ("photo", "photo-both") if variant != "cut views" else ("photo-both",):
             for shot in (1, 5):
                 if variant == "cut views":
                     accuracies = episode_accuracies(page["photo"], track_sampler(data, track, shot, args.episodes),
                                                     mean, support_views=extra,
-                                                    photo_queries=photo_flags(photos))   # as the page decides
+                                                    photo_queries=flags)
                 else:
                     accuracies = track_accuracies(embed, data, track, shot, args.episodes, 0, mean, pool="val",
                                                   cache=cache, views=SUPPORT_VIEWS)

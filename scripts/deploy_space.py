@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # What the page loads (app.py and what it reads at start-up), and the Space's card (README.md).
 BUNDLE = ["app.py", "README.md", "requirements.txt", "pokedemo/**/*.py",
           "checkpoints/teacher.safetensors", "checkpoints/teacher.json", "checkpoints/student.safetensors",
-          "checkpoints/student.json", "assets/gallery/*", "assets/gallery-embeddings.safetensors", "assets/species.csv", "assets/val_map.json",
+          "checkpoints/student.json", "assets/gallery/*", "assets/gallery-embeddings.safetensors", "assets/species.csv",
+          "assets/val_map.json",
           "assets/screenshot.png", "assets/page.css", "assets/page.js", "assets/how/*.png",
           "docs/benchmarks.json", "docs/how-it-works.md", "docs/how-it-works-technical.md"]
 NEVER = ["data/*", "runs/*", "*.npz.tmp", "**/__pycache__/*", "*.pyc"]   # training data, runs, caches

@@ -63,20 +63,29 @@ def test_mirror_averaging_can_be_forced_for_a_measurement_but_not_recorded(tmp_p
     assert "as the card says" in capsys.readouterr().err
 
 
-def test_the_photo_blend_is_chosen_on_val_at_the_weight_asked_and_a_weight_of_0_is_refused(tmp_path, data_root,
-                                                                                          monkeypatch, capsys):
+def untrained_student_as_shipped(tmp_path, monkeypatch):
+    """The tiny dataset prepared in tmp_path, and a seeded untrained student saved there as the bench's shipped
+    student (`bench.CHECKPOINT_DIR`); returns its weights' path."""
     import torch
 
     import pokedemo.bench as bench
-    from pokedemo.checkpoint import read_card, save_checkpoint
+    from pokedemo.checkpoint import save_checkpoint
     from pokedemo.models import build_model
 
     prepare_tiny_dataset(tmp_path)
     torch.manual_seed(0)
     model = build_model("student")
-    weights = save_checkpoint(model, tmp_path / "student.safetensors",
-                              {"architecture": "student", "arguments": model.arguments})
     monkeypatch.setattr(bench, "CHECKPOINT_DIR", tmp_path)
+    return save_checkpoint(model, tmp_path / "student.safetensors",
+                           {"architecture": "student", "arguments": model.arguments})
+
+
+def test_the_photo_blend_is_chosen_on_val_at_the_weight_asked_and_a_weight_of_0_is_refused(tmp_path, data_root,
+                                                                                          monkeypatch, capsys):
+    import pokedemo.bench as bench
+    from pokedemo.checkpoint import read_card
+
+    weights = untrained_student_as_shipped(tmp_path, monkeypatch)
     assert bench_main(["photo-blend", "--model", "student", "--episodes", "5", "--weight", "0"]) == 1
     assert "weight must be above 0" in capsys.readouterr().err
     out, blends = tmp_path / "blend.json", []
@@ -145,18 +154,9 @@ def test_record_stores_the_measured_figures_in_the_card(tmp_path, data_root):
 
 
 def test_flip_average_is_measured_on_val_with_and_without_and_the_choice_recorded(tmp_path, data_root, monkeypatch):
-    import torch
+    from pokedemo.checkpoint import load_checkpoint, read_card
 
-    import pokedemo.bench as bench
-    from pokedemo.checkpoint import load_checkpoint, read_card, save_checkpoint
-    from pokedemo.models import build_model
-
-    prepare_tiny_dataset(tmp_path)
-    torch.manual_seed(0)
-    model = build_model("student")
-    weights = save_checkpoint(model, tmp_path / "student.safetensors",
-                              {"architecture": "student", "arguments": model.arguments})
-    monkeypatch.setattr(bench, "CHECKPOINT_DIR", tmp_path)
+    weights = untrained_student_as_shipped(tmp_path, monkeypatch)
     out = tmp_path / "flip.json"
     assert bench_main(["flip-average", "--model", "student", "--episodes", "5", "--threads", "1", "--json", str(out),
                        "--record"]) == 0
