@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import base_mean, load_checkpoint, record_card, record_scores
+from .checkpoint import INFERENCE_DTYPES, base_mean, load_checkpoint, record_card, record_scores
 from .config import CHECKPOINT_DIR, EpisodeConfig
 from .data.dataset import EpisodeSampler, SpriteDataset, split_species
 from .fewshot import FineTuneConfig, centre, compute_prototypes, mean_ci95
@@ -33,8 +33,10 @@ MODEL_NAMES = ("pixels", "random-student", "paper-student", "student", "teacher"
 BLEND_WEIGHT = 0.3   # the cut-out's weight in `photo_blend`, from scripts/cut_out_check.py (val species)
 # what a test-time extra must add to the val mean to be chosen: mirror averaging, any gain (a second pass of a
 # small model); the blend, more than the noise that the robust ablations' rule allows a new student (it adds the
-# segmenter, and its weight and segmenter were chosen on the same val pictures)
-MARGINS = {"flip_average": 0.0, "photo_blend": 0.003}
+# segmenter, and its weight and segmenter were chosen on the same val pictures). A cheaper arithmetic
+# (`inference_dtype`, bfloat16) is chosen unless it loses more than that noise.
+MARGINS = {"flip_average": 0.0, "photo_blend": 0.003, "inference_dtype": 0.003}
+LOW_DTYPE = "bfloat16"
 
 
 def pixel_embeddings(images: np.ndarray, mean: np.ndarray | None) -> torch.Tensor:
@@ -45,11 +47,13 @@ def pixel_embeddings(images: np.ndarray, mean: np.ndarray | None) -> torch.Tenso
 
 def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = True, device: str = "cpu",
                    flip_average: bool | None = None, photo_blend: bool | None = None,
-                   blend_weight: float = BLEND_WEIGHT) -> tuple[Callable[[np.ndarray], torch.Tensor], torch.Tensor | None, dict]:
+                   blend_weight: float = BLEND_WEIGHT, inference_dtype: bool | None = None
+                   ) -> tuple[Callable[[np.ndarray], torch.Tensor], torch.Tensor | None, dict]:
     """(embed: uint8 images (N, S, S, 3) -> (N, D) on the CPU, centring mean (D,) or None, card) for a model
     name; the model runs on `device`. flip_average, photo_blend: override the card's test-time extras (mirror
     averaging; photos blended with their cut-out by the shipped segmenter, `photo_blend_entry`, the cut-out weighted
-    `blend_weight`). embed takes
+    `blend_weight`); inference_dtype: test-time arithmetic in bfloat16 (True) or float32 (False) whatever the card
+    and this machine say (`Embedder.inference_dtype`). embed takes
     `blend_photos` (`Embedder.embed`: False for the supports' photo-like views, as the page embeds them)."""
     if name == "pixels":
         base = SpriteDataset.load().subset(split_species()["base"])
@@ -67,7 +71,11 @@ def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = Tru
     if photo_blend is not None:   # on: the shipped segmenter and blend_weight, whatever the card names
         model.photo_blend = (PhotoBlend.from_card(photo_blend_entry(blend_weight), SEGMENTER.parent) if photo_blend
                              else None)
-    card = {**card, "flip_average": model.flip_average, "photo_blend": model.photo_blend is not None}
+    if inference_dtype is not None:
+        model.inference_dtype = INFERENCE_DTYPES[LOW_DTYPE] if inference_dtype else None
+        model.to(memory_format=torch.channels_last if inference_dtype else torch.contiguous_format)
+    card = {**card, "flip_average": model.flip_average, "photo_blend": model.photo_blend is not None,
+            "inference_dtype": str(model.inference_dtype or torch.float32).removeprefix("torch.")}
     return (lambda images, blend_photos=True: embed_array(model, images, blend_photos=blend_photos),
             base_mean(card) if centre else None, card)
 
@@ -93,16 +101,17 @@ def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, ch
                  centre: bool = True, dataset: SpriteDataset | None = None, tracks=("clean",),
                  rendered: dict | None = None, device: str = "cpu", views: int = SUPPORT_VIEWS,
                  pool: str = "test", flip_average: bool | None = None, photo_blend: bool | None = None,
-                 blend_weight: float = BLEND_WEIGHT) -> list[dict]:
+                 blend_weight: float = BLEND_WEIGHT, inference_dtype: bool | None = None) -> list[dict]:
     """Benchmark rows of one model on each track, the model loaded and each view embedded once. rendered: a
     dict shared between calls on the same dataset, which keeps the photo-like pictures (they do not depend on
     the model) so they are rendered once. views: photo-like views per support behind the photo-ready
     prototypes (the page's method, `tracks.track_accuracies`); 0 for plain prototypes. flip_average, photo_blend:
     override the card's test-time extras (None: as the card says, as the page does); blend_weight: the cut-out's
-    weight where photo_blend is on."""
+    weight where photo_blend is on; inference_dtype: as `model_embedder`'s."""
     dataset = dataset or SpriteDataset.load().subset(split_species()["novel"])
     started = time.perf_counter()
-    embed, mean, card = model_embedder(name, checkpoint, centre, device, flip_average, photo_blend, blend_weight)
+    embed, mean, card = model_embedder(name, checkpoint, centre, device, flip_average, photo_blend, blend_weight,
+                                       inference_dtype)
     rendered = {} if rendered is None else rendered
     cache: dict = dict(rendered)
     rows = []
@@ -116,6 +125,7 @@ def fewshot_rows(name: str, shots=(1, 5), episodes: int = 600, seed: int = 0, ch
                          "n_way": 5, "n_shot": n_shot, "support_views": views,
                          "flip_average": bool(card.get("flip_average", False)),
                          "photo_blend": bool(card.get("photo_blend", False)),
+                         "inference_dtype": card.get("inference_dtype", "float32"),
                          "n_query": 1 if track == "art" else 15, "episodes": episodes, "seed": seed,
                          "accuracy": accuracy, "ci95": ci95, "seconds": round(time.perf_counter() - started, 2)})
             started = time.perf_counter()
@@ -154,10 +164,11 @@ def photo_blend_entry(weight: float = BLEND_WEIGHT) -> dict:
 
 
 def val_choice(name: str, option: str, episodes: int = 600, seed: int = 0, blend_weight: float = BLEND_WEIGHT) -> dict:
-    """A test-time extra of `Embedder.embed` ("flip_average" or "photo_blend"), measured on the **val** species
-    (val backgrounds) without and with it, every track, 1- and 5-shot, the page's photo-ready prototypes, the
-    other extras as the card says; `chosen` when it raises the mean of those accuracies by more than its
-    `MARGINS`. The novel species play no part. blend_weight: the cut-out's weight (photo_blend)."""
+    """A test-time option of `Embedder.embed` ("flip_average", "photo_blend" or "inference_dtype": bfloat16
+    arithmetic), measured on the **val** species (val backgrounds) without and with it, every track, 1- and
+    5-shot, the page's photo-ready prototypes, the other options as the card says; an extra is `chosen` when it
+    raises the mean of those accuracies by more than its `MARGINS`, the cheaper arithmetic unless it lowers it by
+    more. The novel species play no part. blend_weight: the cut-out's weight (photo_blend)."""
     val, rendered = SpriteDataset.load().subset(split_species()["val"]), {}
     accuracies = {}
     for on in (False, True):
@@ -169,7 +180,8 @@ def val_choice(name: str, option: str, episodes: int = 600, seed: int = 0, blend
     entry = {"entry": photo_blend_entry(blend_weight)} if option == "photo_blend" else {}   # what "on" measured
     return {"model": name, "option": option, **entry, "split": "val", "episodes": episodes, "seed": seed, **accuracies,
             "mean_off": round(means["off"], 4), "mean_on": round(means["on"], 4), "margin": MARGINS[option],
-            "chosen": bool(means["on"] > means["off"] + MARGINS[option])}
+            "chosen": bool(means["on"] >= means["off"] - MARGINS[option] if option == "inference_dtype"
+                           else means["on"] > means["off"] + MARGINS[option])}
 
 
 def val_map(out: Path, per_species: int = 8, seed: int = 0) -> Path:
@@ -281,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     none.add_argument("--threads", type=int, default=2)
     none.add_argument("--record", action="store_true", help="store the threshold in each card (`none_threshold`)")
     for option, text in (("flip-average", "test-time mirror averaging"),
-                         ("photo-blend", "photos blended with their cut-out by the shipped segmenter")):
+                         ("photo-blend", "photos blended with their cut-out by the shipped segmenter"),
+                         ("inference-dtype", f"test-time arithmetic in {LOW_DTYPE} where this machine runs it faster")):
         extra = commands.add_parser(option, help=f"{text}, measured and chosen on the val species")
         extra.add_argument("--model", action="append", choices=("teacher", "student"), help="repeatable; default: both")
         extra.add_argument("--episodes", type=int, default=600)
@@ -332,11 +345,11 @@ def main(argv: list[str] | None = None) -> int:
                 if args.record:
                     record_card(CHECKPOINT_DIR / f"{name}.safetensors", {"none_threshold": row},
                                 command)
-        elif args.command in ("flip-average", "photo-blend"):
+        elif args.command in ("flip-average", "photo-blend", "inference-dtype"):
             names, option = args.model or ("teacher", "student"), args.command.replace("-", "_")
             if option == "photo_blend" and not args.weight > 0:
                 raise ValueError(f"--weight: the cut-out's weight must be above 0, got {args.weight}")
-            if args.record and "teacher" in names:
+            if args.record and "teacher" in names and option != "inference_dtype":
                 raise ValueError("the teacher looks once on the page: a second ResNet18 pass does not fit the page's "
                                  "CPU budget per task (docs/robustness.md); measure it without --record")
             choices = []
@@ -345,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row))
                 choices.append(row)
                 if args.record:
-                    value = row["chosen"] if option == "flip_average" else (row["entry"] if row["chosen"] else None)
+                    value = {"flip_average": row["chosen"], "inference_dtype": LOW_DTYPE if row["chosen"] else None,
+                             "photo_blend": row.get("entry") if row["chosen"] else None}[option]
                     record_card(CHECKPOINT_DIR / f"{name}.safetensors", {option: value, f"{option}_val": row}, command)
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)

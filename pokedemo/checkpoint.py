@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -42,6 +43,8 @@ def checkpoint_identity(*paths: Path) -> str:
         card = read_card(path)
         if card.get("flip_average"):
             digest.update(b"flip_average")
+        if card.get("inference_dtype"):
+            digest.update(card["inference_dtype"].encode())
         if card.get("photo_blend"):
             digest.update(json.dumps(card["photo_blend"], sort_keys=True).encode())
             digest.update((Path(path).parent / card["photo_blend"]["segmenter"]).read_bytes())
@@ -101,7 +104,42 @@ def load_checkpoint(path: Path | str, device: str = "cpu", extras: bool = True) 
         from .segment import PhotoBlend   # the segmenter's module loads its own checkpoints with this one's helpers
 
         model.photo_blend = PhotoBlend.from_card(card["photo_blend"], path.parent)
-    return model.to(device).eval(), card
+    model = model.to(device).eval()
+    if extras and card.get("inference_dtype"):
+        model.inference_dtype = _inference_dtype(model, card, path)
+        if model.inference_dtype is not None:
+            model.to(memory_format=torch.channels_last)
+    return model, card
+
+
+INFERENCE_DTYPES = {"bfloat16": torch.bfloat16}
+_SPEED_UP_NEEDED = 1.2
+_faster: dict[str, bool] = {}     # per process: whether the card's dtype is faster here, measured once per network
+
+
+def _inference_dtype(model: Embedder, card: dict, path: Path) -> torch.dtype | None:
+    """The card's `inference_dtype` (chosen on the val species, where it scores as float32 does), used where
+    it makes the model at least 1.2x faster on this machine (measured once: `compress.low_precision_speed_up`;
+    a CPU without native bfloat16 kernels runs it slower). $POKEDEMO_INFERENCE_DTYPE=float32 or =bfloat16
+    decides instead of the measurement (to reproduce a figure made on another machine)."""
+    name = card["inference_dtype"]
+    if name not in INFERENCE_DTYPES:
+        raise ValueError(f"{path.name}'s card asks for inference_dtype {name!r}: known are {sorted(INFERENCE_DTYPES)}")
+    wanted = os.environ.get("POKEDEMO_INFERENCE_DTYPE", "auto")
+    if wanted not in ("auto", "float32", *INFERENCE_DTYPES):
+        raise ValueError(f"POKEDEMO_INFERENCE_DTYPE={wanted!r}: use auto, float32 or one of {sorted(INFERENCE_DTYPES)}")
+    if wanted != "auto":
+        return INFERENCE_DTYPES.get(wanted)
+    dtype = INFERENCE_DTYPES[name]
+    device = next(model.parameters()).device
+    key = json.dumps([card["architecture"], card.get("arguments", {}), name, str(device)], sort_keys=True)
+    if key not in _faster:
+        from .compress import low_precision_speed_up   # compress measures models; it imports this module's models
+
+        model.to(memory_format=torch.channels_last)
+        _faster[key] = low_precision_speed_up(model, dtype, image_size=card.get("input_size", 64)) >= _SPEED_UP_NEEDED
+        model.to(memory_format=torch.contiguous_format)
+    return dtype if _faster[key] else None
 
 
 def base_mean(card: dict) -> torch.Tensor | None:

@@ -30,6 +30,9 @@ class Embedder(nn.Module):
     # photos embedded with their cut-out too (`segment.PhotoBlend`, set from the card's `photo_blend`); held
     # outside the module tree: not trained, not saved, shared by copies
     photo_blend = None
+    # test-time arithmetic in this dtype (torch.autocast), weights and pictures channels-last; set by
+    # `checkpoint.load_checkpoint` from the card's `inference_dtype` where it is faster on this machine. None: float32
+    inference_dtype: torch.dtype | None = None
 
     def embed(self, images: Tensor, test_time: bool = True, blend_photos: bool = True) -> Tensor:
         """(N, 3, S, S) in [0, 1] -> (N, D) L2-normalised, on the images' device (the model may be on a GPU).
@@ -39,14 +42,19 @@ class Embedder(nn.Module):
         picture is a photo (`images.is_photo`), its embedding blended with its cut-out's (a segmenter pass and a
         second pass on the photos alone). Training and fine-tuning steps pass False. blend_photos=False leaves
         the photo blend out alone: the supports' photo-like views (`tracks.embed_views`) are renderings of sprites
-        the prototype already holds, there to bring the photo's look to it."""
+        the prototype already holds, there to bring the photo's look to it. `inference_dtype`, where set, is used
+        at test time only."""
         weight = next(self.parameters())
         pictures = images.to(device=weight.device, dtype=weight.dtype)
         flip = self.flip_average and test_time
-        embeddings = self.embed_pictures(pictures, flip)
-        if test_time and blend_photos and self.photo_blend is not None:
-            embeddings = self.photo_blend(lambda cut: self.embed_pictures(cut, flip), pictures, embeddings)
-        return embeddings.to(images.device)
+        low = test_time and self.inference_dtype is not None
+        if low:
+            pictures = pictures.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(pictures.device.type, dtype=self.inference_dtype, enabled=low):
+            embeddings = self.embed_pictures(pictures, flip)
+            if test_time and blend_photos and self.photo_blend is not None:
+                embeddings = self.photo_blend(lambda cut: self.embed_pictures(cut, flip), pictures, embeddings)
+        return embeddings.float().to(images.device)
 
     def embed_pictures(self, pictures: Tensor, flip_average: bool) -> Tensor:
         """`embed`'s arithmetic alone, on pictures already on the model's device and dtype (what an export runs)."""

@@ -1,6 +1,8 @@
 """pokedemo.bench on a tiny prepared dataset: the command, its table and its JSON rows."""
 import json
 
+import torch
+
 from pokedemo.bench import main as bench_main
 from pokedemo.data.__main__ import main as data_main
 from tests.conftest import build_package
@@ -24,7 +26,7 @@ def test_fewshot_bench_writes_one_json_row_per_model_and_shot(tmp_path, data_roo
     assert [(r["model"], r["n_shot"]) for r in rows] == [("pixels", 1), ("pixels", 5), ("random-student", 1),
                                                          ("random-student", 5)]
     assert set(rows[0]) == {"model", "track", "split", "n_way", "n_shot", "support_views", "flip_average", "photo_blend",
-                            "n_query", "episodes", "seed", "accuracy", "ci95", "seconds"}
+                            "inference_dtype", "n_query", "episodes", "seed", "accuracy", "ci95", "seconds"}
     assert {r["track"] for r in rows} == {"clean"}
     assert all(0.2 <= r["accuracy"] <= 1 and r["episodes"] == 20 for r in rows)
     # colours separate the toy species: raw pixels must beat chance by far
@@ -167,3 +169,24 @@ def test_flip_average_is_measured_on_val_with_and_without_and_the_choice_recorde
     assert card["flip_average"] == row["chosen"] and "flip-average" in card["commands"]["flip_average"]
     assert load_checkpoint(weights)[0].flip_average == row["chosen"]
     assert bench_main(["flip-average", "--record", "--episodes", "5"]) == 1      # the teacher looks once on the page
+
+
+def test_bfloat16_arithmetic_is_measured_on_val_against_float32_and_the_choice_recorded(tmp_path, data_root,
+                                                                                          monkeypatch):
+    from pokedemo.checkpoint import load_checkpoint, read_card
+
+    weights = untrained_student_as_shipped(tmp_path, monkeypatch)
+    out = tmp_path / "dtype.json"
+    assert bench_main(["inference-dtype", "--model", "student", "--episodes", "5", "--threads", "1", "--json",
+                       str(out), "--record"]) == 0
+    row = json.loads(out.read_text())["models"][0]
+    assert row["split"] == "val" and set(row["on"]) == set(row["off"]) and len(row["on"]) == 8
+    assert row["chosen"] == (row["mean_on"] >= row["mean_off"] - row["margin"])
+    card = read_card(weights)
+    assert card["inference_dtype"] == ("bfloat16" if row["chosen"] else None)
+    monkeypatch.setenv("POKEDEMO_INFERENCE_DTYPE", "bfloat16")
+    assert load_checkpoint(weights)[0].inference_dtype == (torch.bfloat16 if row["chosen"] else None)
+    rows = tmp_path / "rows.json"
+    assert bench_main(["fewshot", "--model", "student", "--episodes", "5", "--shots", "5", "--threads", "1",
+                       "--json", str(rows)]) == 0
+    assert json.loads(rows.read_text())[0]["inference_dtype"] == ("bfloat16" if row["chosen"] else "float32")

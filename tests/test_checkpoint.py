@@ -113,3 +113,35 @@ def test_the_exported_embedding_looks_twice_when_the_model_does():
     with torch.inference_mode():
         assert torch.allclose(program.module()(images), model.embed(images), atol=1e-5)
         assert not torch.allclose(program.module()(images), model.embed(images, test_time=False), atol=1e-3)
+
+
+def test_a_card_that_says_inference_dtype_embeds_in_it_at_test_time_only(tmp_path, monkeypatch):
+    from pokedemo.checkpoint import checkpoint_identity
+    from tests.conftest import student_with_card
+
+    path, plain, before = student_with_card(tmp_path, {"inference_dtype": "bfloat16"})
+    assert checkpoint_identity(path) != before      # the gallery's stored embeddings are stale then
+    monkeypatch.setenv("POKEDEMO_INFERENCE_DTYPE", "float32")
+    assert load_checkpoint(path)[0].inference_dtype is None
+    monkeypatch.setenv("POKEDEMO_INFERENCE_DTYPE", "bfloat16")
+    low, _ = load_checkpoint(path)
+    assert low.inference_dtype is torch.bfloat16
+    seen = []
+    low.body[0].register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    images = torch.rand(4, 3, 64, 64)
+    with torch.inference_mode():
+        embedded = low.embed(images)
+        assert seen == [torch.bfloat16] and embedded.dtype == torch.float32
+        assert torch.nn.functional.cosine_similarity(embedded, plain.embed(images)).min() > 0.98
+        assert not torch.equal(embedded, plain.embed(images))
+        assert torch.allclose(low.embed(images, test_time=False), plain.embed(images, test_time=False), atol=1e-5)
+        assert seen[-1] == torch.float32                # training and fine-tuning steps stay in float32
+    monkeypatch.setenv("POKEDEMO_INFERENCE_DTYPE", "int4")
+    with pytest.raises(ValueError, match="POKEDEMO_INFERENCE_DTYPE"):
+        load_checkpoint(path)
+    monkeypatch.delenv("POKEDEMO_INFERENCE_DTYPE")
+    assert load_checkpoint(path)[0].inference_dtype in (None, torch.bfloat16)   # measured on this machine
+    record = json.loads(path.with_suffix(".json").read_text())
+    path.with_suffix(".json").write_text(json.dumps(record | {"inference_dtype": "float8"}))
+    with pytest.raises(ValueError, match="inference_dtype 'float8'"):
+        load_checkpoint(path)
