@@ -2,6 +2,7 @@
 written to docs/benchmarks.md (+ .json), with the fine-tuning curve and the pruning sweep."""
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import shlex
@@ -147,11 +148,18 @@ def run_scoreboard(args) -> dict:
     blended = [name for name, model in (("student", student), ("teacher", teacher)) if model.photo_blend is not None]
     student.flip_average = teacher.flip_average = False
     student.photo_blend = teacher.photo_blend = None
+    # the page's teacher computes in its card's `inference_dtype` where this machine runs it faster: its own row;
+    # the eager rows are float32, as trained
+    served = copy.deepcopy(teacher) if teacher.inference_dtype is not None else None
+    teacher.inference_dtype = None
+    teacher.to(memory_format=torch.contiguous_format)
     student_fast, teacher_fast = optimise_for_inference(student), optimise_for_inference(teacher)
     speed_rows = [("random-student", build_model("student", **student_card["arguments"]), None),
                   ("student", student, None), ("student-fast", student_fast, student),
                   ("teacher", teacher, None),
                   ("teacher-fast", teacher_fast, teacher)]
+    if served is not None:
+        speed_rows.append((f"teacher-{str(served.inference_dtype).removeprefix('torch.')}", served, teacher))
     if "paper-student" in names:
         speed_rows.insert(3, ("paper-student", load_checkpoint(CHECKPOINT_DIR / "paper-student.safetensors")[0], None))
     for name, measured, source in speed_rows:
@@ -223,11 +231,16 @@ def render_markdown(report: dict) -> str:
                      f"| {m['images_per_s_batch64']:.0f} | {fmt(m['fine_tune_seconds_5way5shot'], '.2f')} |")
     speed = {m["model"]: m["images_per_s_batch64"] for m in report["models"]}
     fastest = lambda family: max(v for k, v in speed.items() if k.startswith(family))  # student, -fast
+    low = [k for k in speed if k.startswith("teacher-") and k != "teacher-fast"]
     lines += ["", "`-fast`: the same weights with BatchNorm folded into the convolutions and channels-last layout "
-              "(`compress.optimise_for_inference`, embeddings equal to 1e-4). No int8 row: see `pokedemo/compress.py`.", "",
+              "(`compress.optimise_for_inference`, embeddings equal to 1e-4). No int8 row: see `pokedemo/compress.py`."
+              + "".join(f" `{k}`: the teacher as the page runs it on this machine, its test-time arithmetic in "
+                        f"{k.removeprefix('teacher-')} (`inference_dtype` in its card, chosen on the val species: "
+                        "docs/robustness.md)." for k in low), "",
               "Student / teacher throughput at batch 64, measured in this run:", "",
               f"- eager float, as trained: **{speed['student'] / speed['teacher']:.1f}x**",
               f"- both rewritten for inference (`-fast`): **{speed['student-fast'] / speed['teacher-fast']:.1f}x**",
+              *(f"- eager student / the page's teacher (`{k}`): **{speed['student'] / speed[k]:.1f}x**" for k in low),
               f"- fastest student / fastest teacher: **{fastest('student') / fastest('teacher'):.1f}x**",
               *_passes_note(report.get("passes_per_picture", {}), report.get("photo_blend", [])),
               "",

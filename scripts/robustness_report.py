@@ -5,6 +5,7 @@ says whether it looks twice before the benchmark records it):
     python -m pokedemo.bench flip-average --model teacher --json docs/results/val-flip-teacher.json
     python -m pokedemo.bench photo-blend --model student --record --json docs/results/val-blend-student.json
     python -m pokedemo.bench photo-blend --model teacher --json docs/results/val-blend-teacher.json
+    python -m pokedemo.bench inference-dtype --model teacher --record --json docs/results/val-dtype-teacher.json
     python -m pokedemo.bench fewshot --model pixels --model random-student --model teacher --model student \
         --model paper-student --track clean --track art --track photo --track photo-both \
         --json docs/results/tracks.json --record
@@ -160,6 +161,31 @@ def blend_section() -> list[str]:
     return lines
 
 
+def dtype_section() -> list[str]:
+    """The teacher's bfloat16 arithmetic on the val species (how it was chosen), from
+    docs/results/val-dtype-teacher.json, with what a task of the visitor's own pictures costs from
+    docs/task-profile-now.json."""
+    file = ROOT / "docs/results/val-dtype-teacher.json"
+    if not file.exists():
+        return []
+    measured = json.loads(file.read_text())
+    row = measured["models"][0]
+    profile = json.loads((ROOT / "docs/task-profile-now.json").read_text())
+    card = json.loads((ROOT / f"checkpoints/{row['model']}.json").read_text())
+    lines = ["## The teacher's arithmetic in bfloat16, chosen on the val species", "",
+             "The teacher computes at test time in bfloat16 (`torch.autocast`, channels-last; `Embedder.inference_dtype`) "
+             "where the machine runs it faster: measured once when the checkpoint loads, at least 1.2x "
+             "(`checkpoint.load_checkpoint`; a CPU without native bfloat16 kernels keeps float32). Made by "
+             f"`{measured['command']}` (val species, val backgrounds, photo-ready prototypes, {row['episodes']} episodes; "
+             f"`chosen` unless it lowers the mean of the {len(row['off'])} by more than {100 * row['margin']:.1f} points):", "",
+             "| model | track | shots | float32 | bfloat16 |", "|---|---|---|---|---|", *choice_rows([measured]), "",
+             f"The card says `inference_dtype: {card.get('inference_dtype')}`. With it a task of the visitor's own "
+             f"pictures costs the served app {profile['own']['served']['cpu_s']:.2f} CPU s "
+             "(`python scripts/profile_task.py`, [task-profile-now.md](task-profile-now.md); budget 0.5): the teacher "
+             "without its max-pool computes 3.8x the float32 arithmetic of the one with it.", ""]
+    return lines
+
+
 def photo_task_cost() -> str:
     """A sentence on what a task of phone photos costs the page, from docs/task-profile-now.json."""
     profile = json.loads((ROOT / "docs/task-profile-now.json").read_text())
@@ -208,7 +234,7 @@ def main() -> None:
              "as it is. Every row uses the page's classifier: photo queries meet *photo-ready prototypes* "
              "(the supports averaged with 4 photo-like renderings of each, training backgrounds; "
              "`--support-views`, below)." + looks_twice(rows), "",
-             *views_section(), *flip_section(), *blend_section(),
+             *views_section(), *flip_section(), *blend_section(), *dtype_section(),
              "## Fine-tuning on the support set, per track (val species, val backgrounds)", "",
              f"Made by `{curve_file['command']}`:", "", *curve_table(curve_file["curve"]), "",
              *photo_copies_section()]

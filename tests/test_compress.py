@@ -36,3 +36,16 @@ def test_inference_rewrite_folds_batchnorm_and_keeps_the_embeddings(architecture
     with torch.inference_mode():
         assert torch.allclose(fast.embed(batch), model.embed(batch), atol=1e-4)
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())   # the original is untouched
+
+
+def test_the_low_precision_speed_up_is_measured_against_float32_and_leaves_the_model_as_it_came():
+    from pokedemo.compress import low_precision_speed_up
+
+    torch.manual_seed(0)
+    model = build_model("student").eval()
+    assert model.inference_dtype is None
+    speed_up = low_precision_speed_up(model, torch.bfloat16, batch=4)
+    assert speed_up > 0 and model.inference_dtype is None
+    model.inference_dtype = torch.bfloat16
+    low_precision_speed_up(model, torch.bfloat16, batch=4)
+    assert model.inference_dtype is torch.bfloat16
