@@ -72,8 +72,7 @@ def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = Tru
         model.photo_blend = (PhotoBlend.from_card(photo_blend_entry(blend_weight), SEGMENTER.parent) if photo_blend
                              else None)
     if inference_dtype is not None:
-        model.inference_dtype = INFERENCE_DTYPES[LOW_DTYPE] if inference_dtype else None
-        model.to(memory_format=torch.channels_last if inference_dtype else torch.contiguous_format)
+        model.set_inference_dtype(INFERENCE_DTYPES[LOW_DTYPE] if inference_dtype else None)
     card = {**card, "flip_average": model.flip_average, "photo_blend": model.photo_blend is not None,
             "inference_dtype": str(model.inference_dtype or torch.float32).removeprefix("torch.")}
     return (lambda images, blend_photos=True: embed_array(model, images, blend_photos=blend_photos),

@@ -106,9 +106,7 @@ def load_checkpoint(path: Path | str, device: str = "cpu", extras: bool = True) 
         model.photo_blend = PhotoBlend.from_card(card["photo_blend"], path.parent)
     model = model.to(device).eval()
     if extras and card.get("inference_dtype"):
-        model.inference_dtype = _inference_dtype(model, card, path)
-        if model.inference_dtype is not None:
-            model.to(memory_format=torch.channels_last)
+        model.set_inference_dtype(_inference_dtype(model, card, path))
     return model, card
 
 
@@ -136,9 +134,7 @@ def _inference_dtype(model: Embedder, card: dict, path: Path) -> torch.dtype | N
     if key not in _faster:
         from .compress import low_precision_speed_up   # compress measures models; it imports this module's models
 
-        model.to(memory_format=torch.channels_last)
         _faster[key] = low_precision_speed_up(model, dtype, image_size=card.get("input_size", 64)) >= _SPEED_UP_NEEDED
-        model.to(memory_format=torch.contiguous_format)
     return dtype if _faster[key] else None
 
 

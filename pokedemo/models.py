@@ -56,6 +56,11 @@ class Embedder(nn.Module):
                 embeddings = self.photo_blend(lambda cut: self.embed_pictures(cut, flip), pictures, embeddings)
         return embeddings.float().to(images.device)
 
+    def set_inference_dtype(self, dtype: torch.dtype | None) -> "Embedder":
+        """Test-time arithmetic in `dtype` (None: float32), the weights laid out channels-last for it."""
+        self.inference_dtype = dtype
+        return self.to(memory_format=torch.contiguous_format if dtype is None else torch.channels_last)
+
     def embed_pictures(self, pictures: Tensor, flip_average: bool) -> Tensor:
         """`embed`'s arithmetic alone, on pictures already on the model's device and dtype (what an export runs)."""
         if not flip_average:

@@ -151,8 +151,7 @@ def run_scoreboard(args) -> dict:
     # the page's teacher computes in its card's `inference_dtype` where this machine runs it faster: its own row;
     # the eager rows are float32, as trained
     served = copy.deepcopy(teacher) if teacher.inference_dtype is not None else None
-    teacher.inference_dtype = None
-    teacher.to(memory_format=torch.contiguous_format)
+    teacher.set_inference_dtype(None)
     student_fast, teacher_fast = optimise_for_inference(student), optimise_for_inference(teacher)
     speed_rows = [("random-student", build_model("student", **student_card["arguments"]), None),
                   ("student", student, None), ("student-fast", student_fast, student),
