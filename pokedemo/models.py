@@ -48,12 +48,16 @@ class Embedder(nn.Module):
         pictures = images.to(device=weight.device, dtype=weight.dtype)
         flip = self.flip_average and test_time
         low = test_time and self.inference_dtype is not None
-        if low:
-            pictures = pictures.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(pictures.device.type, dtype=self.inference_dtype, enabled=low):
-            embeddings = self.embed_pictures(pictures, flip)
-            if test_time and blend_photos and self.photo_blend is not None:
-                embeddings = self.photo_blend(lambda cut: self.embed_pictures(cut, flip), pictures, embeddings)
+
+        def look(batch: Tensor) -> Tensor:      # the model's passes alone in `inference_dtype` (not the segmenter's)
+            if not low:
+                return self.embed_pictures(batch, flip)
+            with torch.autocast(batch.device.type, dtype=self.inference_dtype):
+                return self.embed_pictures(batch.contiguous(memory_format=torch.channels_last), flip)
+
+        embeddings = look(pictures)
+        if test_time and blend_photos and self.photo_blend is not None:
+            embeddings = self.photo_blend(look, pictures, embeddings)
         return embeddings.float().to(images.device)
 
     def set_inference_dtype(self, dtype: torch.dtype | None) -> "Embedder":

@@ -267,7 +267,8 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         arguments = model.arguments
         heads = TrainingHeads(model.embedding_dim, 0).to(device)
     else:
-        teacher, teacher_card = load_checkpoint(args.teacher, device=str(device))
+        # the network alone (its targets come from `forward`, in float32): no test-time extras
+        teacher, teacher_card = load_checkpoint(args.teacher, device=str(device), extras=False)
         if teacher_card["arguments"].get("n_classes") != n_classes:
             raise ValueError(f"the teacher knows {teacher_card['arguments'].get('n_classes')} classes, "
                              f"the data has {n_classes}: train both on the same --data")
@@ -276,7 +277,7 @@ def _train(kind: str, args: argparse.Namespace, config: TrainConfig, device: tor
         heads = TrainingHeads(model.embedding_dim, n_classes, teacher_dim=teacher.embedding_dim if config.beta else 0)
         heads = heads.to(device)
     if args.init:  # start from trained weights (e.g. the clean teacher), or grow a narrower model's
-        initial, _ = load_checkpoint(args.init)
+        initial, _ = load_checkpoint(args.init, extras=False)
         grow_into(model, initial.state_dict())
     if args.finish:  # a run stopped before its last epoch (e.g. a time limit): write what it selected so far
         if not ranks.main:
@@ -493,7 +494,7 @@ def make_soup(paths: list[str], architecture: str, data: TrainData, config: Trai
         raise ValueError("--soup averages two or more checkpoints")
     averaged, ingredients, first = None, [], None
     for path in paths:
-        ingredient, card = load_checkpoint(path)
+        ingredient, card = load_checkpoint(path, extras=False)   # scored as training scores: the network alone
         shape = (card["architecture"], card.get("arguments", {}))
         first = first or shape
         if card["architecture"] != architecture or shape != first:
@@ -509,8 +510,6 @@ def make_soup(paths: list[str], architecture: str, data: TrainData, config: Trai
                             "training_seconds": card.get("training_seconds"), "epochs": card.get("epochs"),
                             "val_tracks": card.get("val_tracks")})
     model = averaged.module.eval()
-    # scored as training scores a model: the network alone, without its first ingredient's test-time extras
-    model.flip_average, model.photo_blend = False, None
     with torch.inference_mode():
         tracks = validate(model, data, config, {})
     print(f"soup of {len(paths)}: val " + ", ".join(f"{k} {v:.4f}" for k, v in tracks.items()))

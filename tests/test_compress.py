@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from pokedemo.compress import mflops, optimise_for_inference, prune_magnitude
-from pokedemo.models import build_model
+from pokedemo.models import Embedder, build_model
 
 
 def test_pruning_zeroes_the_requested_fraction_and_leaves_the_original_alone():
@@ -44,8 +44,13 @@ def test_the_low_precision_speed_up_is_measured_against_float32_and_leaves_the_m
     torch.manual_seed(0)
     model = build_model("student").eval()
     assert model.inference_dtype is None
+    timed = []
+    model.embed = lambda images, **kwargs: timed.append(model.inference_dtype) or Embedder.embed(model, images, **kwargs)
     speed_up = low_precision_speed_up(model, torch.bfloat16, batch=4)
-    assert speed_up > 0 and model.inference_dtype is None
-    model.inference_dtype = torch.bfloat16
+    assert speed_up > 0 and None in timed and torch.bfloat16 in timed            # both arithmetics were timed
+    assert model.inference_dtype is None
+    assert model.body[0].weight.is_contiguous()                                  # its layout restored too
+    model.set_inference_dtype(torch.bfloat16)
     low_precision_speed_up(model, torch.bfloat16, batch=4)
     assert model.inference_dtype is torch.bfloat16
+    assert model.body[0].weight.is_contiguous(memory_format=torch.channels_last)
