@@ -12,6 +12,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import compress
 from .models import Embedder, build_model
 
 
@@ -132,9 +133,8 @@ def _inference_dtype(model: Embedder, card: dict, path: Path) -> torch.dtype | N
     device = next(model.parameters()).device
     key = json.dumps([card["architecture"], card.get("arguments", {}), name, str(device)], sort_keys=True)
     if key not in _faster:
-        from .compress import low_precision_speed_up   # compress measures models; it imports this module's models
-
-        _faster[key] = low_precision_speed_up(model, dtype, image_size=card.get("input_size", 64)) >= _SPEED_UP_NEEDED
+        speed_up = compress.low_precision_speed_up(model, dtype, image_size=card.get("input_size", 64))
+        _faster[key] = speed_up >= _SPEED_UP_NEEDED
     return dtype if _faster[key] else None
 
 

@@ -175,7 +175,7 @@ def _homographies(batch: int, config: RenderConfig, rand) -> Tensor:
     return torch.linalg.inv(forward)
 
 
-def _gaussian_blur(images: Tensor, sigma: Tensor) -> Tensor:
+def gaussian_blur(images: Tensor, sigma: Tensor) -> Tensor:
     """Per-image Gaussian blur. images: (B, C, H, W); sigma: (B,) pixels (0 = none)."""
     batch, channels, height, width = images.shape
     radius = 4
@@ -235,7 +235,7 @@ def render(images: Tensor, alpha: Tensor, backgrounds: Tensor, generator: torch.
 
     # lens blur, then a lower-resolution sensor (down and up again)
     sigma = config.blur_sigma[0] + (config.blur_sigma[1] - config.blur_sigma[0]) * rand(batch)
-    out = _gaussian_blur(out, torch.where(rand(batch) < config.blur_p, sigma, 0.0))
+    out = gaussian_blur(out, torch.where(rand(batch) < config.blur_p, sigma, 0.0))
     factor_index = (rand(batch) * len(config.downscale)).long()
     downscale = rand(batch) < config.downscale_p
     for k, factor in enumerate(config.downscale):

@@ -45,6 +45,7 @@ from tqdm import tqdm
 from .checkpoint import read_card, save_checkpoint
 from .images import is_photo, to_model_rgba
 from .models import Student, _normalise, _separable, count_parameters, to_tensor
+from .render import gaussian_blur, make_backgrounds, render
 
 SEGMENTER = Path(__file__).resolve().parent.parent / "checkpoints" / "segmenter.safetensors"   # a MaskHead (docs/photo-gap.md)
 AREA = (0.05, 0.9)     # a plausible sprite covers this share of the picture (the renderer: about 0.1 to 0.7)
@@ -158,8 +159,6 @@ def iou(probability: Tensor, target: Tensor) -> Tensor:
 
 def rendered_batch(images: np.ndarray, alpha: np.ndarray, backgrounds: Tensor, generator: torch.Generator):
     """Photo-like pictures of uint8 sprites and where each sprite lies in them: (B, 3, S, S), (B, 1, S, S)."""
-    from .render import render
-
     masks = torch.from_numpy(np.ascontiguousarray(alpha)).float()[:, None] / 255
     return render(to_tensor(images), masks, backgrounds, generator, with_mask=True)
 
@@ -167,7 +166,6 @@ def rendered_batch(images: np.ndarray, alpha: np.ndarray, backgrounds: Tensor, g
 def validation_set(images: np.ndarray, alpha: np.ndarray, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Val sprites rendered once with the **val** backgrounds (fixed seed; the val photo tracks' bank and draws):
     what model selection reads."""
-    from .render import make_backgrounds
     from .tracks import BANK_SIDE, BANK_SIZE
 
     bank = make_backgrounds("val", BANK_SIZE, max(BANK_SIDE, images.shape[1]), seed)
@@ -203,7 +201,6 @@ def train(args: argparse.Namespace, splits=None) -> Path:
     """Train on base species rendered with the train backgrounds (a new bank each epoch), keep the epoch
     with the best val IoU; every epoch's state is saved, `--resume` goes on from it. splits: (base, val)
     as `sprite_splits` gives them (its default)."""
-    from .render import make_backgrounds
     from .train import _restore, _state_tensors
 
     torch.manual_seed(args.seed)
@@ -335,11 +332,9 @@ def rough_cut_outs(pictures: Tensor, masks: Tensor, generator: torch.Generator) 
     pictures: (B, 3, S, S) in [0, 1] and masks: (B, 1, S, S) in [0, 1], on the CPU (as training views are made).
     returns: the pictures (the implausible ones as they were), (B,) bool: which were cut, and (B, 1, S, S) the
     roughened masks (before the crop)."""
-    from .render import _gaussian_blur
-
     batch, _, size, _ = pictures.shape
     rand = lambda *shape: torch.rand(*shape, generator=generator)
-    soft = _gaussian_blur(masks, 0.5 + 1.5 * rand(batch))
+    soft = gaussian_blur(masks, 0.5 + 1.5 * rand(batch))
     cells = 3 + int(rand(1) * 6)                                          # the field's scale, per batch
     field = F.interpolate(torch.randn(batch, 1, cells, cells, generator=generator), size=(size, size),
                           mode="bicubic", align_corners=False)
