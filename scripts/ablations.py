@@ -135,6 +135,13 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
     "+ attention transfer (weight 10), the same round from the student shipped at 133b8da": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--attention", "10",
         "--init", "runs/student-133b8da.safetensors"],
+    # both changes that each gained about the noise (rows 25 and 27), from the student shipped at a52c553 (`git show
+    # a52c553:checkpoints/student.safetensors`, and its .json) and the teacher shipped since fb85021 (without its
+    # max-pool): the student shipped since 5bae886 (docs/photo-gap.md)
+    "the student shipped at a52c553 with its last two blocks at 8x8 px, distilled from the teacher without its max-pool shipped since fb85021": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
+        "--init", "runs/student-a52c553.safetensors", "--teacher", "checkpoints/teacher.safetensors",
+        "--arguments", '{"strides": [1, 2, 1, 1, 1]}'],
 }
 # the teacher the robust rows were run with: the one shipped until the soup (`git show
 # 2ebfb6e:checkpoints/teacher.safetensors`, made by training.md's `--run-dir runs/teacher-robust2`)

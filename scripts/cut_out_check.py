@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from pokedemo import segment  # noqa: E402
 from pokedemo.bench import model_embedder, track_images  # noqa: E402
@@ -54,6 +55,12 @@ def oracle_pictures(images: np.ndarray, alpha: np.ndarray, bank: torch.Tensor, s
         for k, picture in enumerate(whitened):
             out[start + k] = to_model_image(Image.fromarray(picture), images.shape[1])
     return out
+
+
+def named(path: Path) -> str:
+    """A file as the JSON names it: relative to the repository where it lies inside it (not this clone's path)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def cut_views(photos: np.ndarray, segmenter) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +116,7 @@ def main() -> int:
                                                   cache=cache, views=SUPPORT_VIEWS)
                 accuracy, ci95 = mean_ci95(accuracies)
                 rows.append({"model": args.model, "checkpoint": str(args.checkpoint or "shipped"),
-                             "segmenter": str(args.segmenter), "preprocessing": variant, "split": "val",
+                             "segmenter": named(args.segmenter), "preprocessing": variant, "split": "val",
                              **({"blend_weight": args.blend_weight} if variant == "blend" else {}),
                              "track": track, "n_shot": shot, "episodes": args.episodes, "accuracy": accuracy,
                              "ci95": ci95})
