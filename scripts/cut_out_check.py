@@ -115,7 +115,7 @@ def main() -> int:
                     accuracies = track_accuracies(embed, data, track, shot, args.episodes, 0, mean, pool="val",
                                                   cache=cache, views=SUPPORT_VIEWS)
                 accuracy, ci95 = mean_ci95(accuracies)
-                rows.append({"model": args.model, "checkpoint": str(args.checkpoint or "shipped"),
+                rows.append({"model": args.model, "checkpoint": named(args.checkpoint) if args.checkpoint else "shipped",
                              "segmenter": named(args.segmenter), "preprocessing": variant, "split": "val",
                              **({"blend_weight": args.blend_weight} if variant == "blend" else {}),
                              "track": track, "n_shot": shot, "episodes": args.episodes, "accuracy": accuracy,
