@@ -63,11 +63,11 @@ def continued_tsne(perplexity: float, init: np.ndarray, seed: int, steps: int = 
     """A t-SNE that starts from a finished map, as it is and without early exaggeration (which would first
     scatter it): the optimisation then moves the points only as far as the new embeddings' neighbourhoods ask.
     On the page's tasks, 800 steps come within 5% of the KL divergence of 3,200 (tests/test_app.py). 400 did
-    for the student shipped before 5bae886, not for the one shipped since (one task 5.8% over at 600); the
-    800 cost the page's maps phase 0.03 CPU s a task (docs/task-profile-now.md). A larger learning rate (100
-    or 200 instead of sklearn's 50 for 55 points) got no closer in as many steps, and a stop on the gradient's
-    norm (3e-4) came after 500 to 1,400 steps on those tasks. 300 left the map of a student whose groups differ
-    wholly from its teacher's partly in the teacher's layout (tests/test_report.py)."""
+    for the student shipped before 5bae886; for the one shipped since, 400 and 600 did not (one task 5.8% over
+    at 600, 4.1% at 800); the 800 cost the page's maps phase 0.03 CPU s a task (docs/task-profile-now.md). A
+    larger learning rate (100 or 200 instead of sklearn's 50 for 55 points) got no closer in as many steps, and
+    a stop on the gradient's norm (3e-4) came after 500 to 1,400 steps on those tasks. 300 left the map of a
+    student whose groups differ wholly from its teacher's partly in the teacher's layout (tests/test_report.py)."""
     return TSNE(n_components=2, perplexity=perplexity, init=np.asarray(init, dtype=np.float32), random_state=seed,
                 metric="cosine", max_iter=steps, early_exaggeration=1.0)
 

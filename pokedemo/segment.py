@@ -80,15 +80,15 @@ class Segmenter(nn.Module):
 class MaskHead(nn.Module):
     """A segmenter that reads the maps of a frozen student (the shipped one): (N, 3, S, S) in [0, 1] -> (N, 1, S, S)
     logits. The student was trained on photo-like pictures, so its maps already tell a sprite from a background;
-    the head adds only a 1x1 projection of the last map at some of its resolutions (`levels`, 0 the finest: a
-    feature pyramid, Lin et al. 2017), summed at the finest, one separable block, and a full-resolution colour
+    the head adds only a 1x1 projection of the last map at some of its resolutions (`levels`, 0 the finest, all of
+    them unless told: a feature pyramid, Lin et al. 2017), summed at the finest, one separable block, and a full-resolution colour
     branch for the edges.
 
     Only the head is trained and saved: the student is held outside the module tree (not in `state_dict`, not
     counted, never trained), so a student with this segmenter saves its own numbers plus the head's. The card
     names the student's file and its SHA-256 (`load_segmenter` refuses another)."""
 
-    def __init__(self, backbone: Student, width: int = 12, fine: int = 8, levels: tuple[int, ...] = (0, 1, 2)):
+    def __init__(self, backbone: Student, width: int = 12, fine: int = 8, levels: tuple[int, ...] | None = None):
         super().__init__()
         if not isinstance(backbone, Student):
             raise ValueError(f"a mask head reads a student's maps, not a {type(backbone).__name__}'s")
@@ -100,6 +100,7 @@ class MaskHead(nn.Module):
                 x = layer(x)
                 shapes.append(x.shape[1:3])                  # (channels, side)
         last = [k for k in range(len(body)) if k == len(body) - 1 or shapes[k + 1][1] != shapes[k][1]]
+        levels = tuple(range(len(last))) if levels is None else levels          # None: every resolution
         if not levels or len(set(levels)) != len(levels) or not all(0 <= level < len(last) for level in levels):
             raise ValueError(f"levels are distinct resolutions of the student's maps, 0 (the finest) to "
                              f"{len(last) - 1}: got {list(levels)}")
@@ -213,7 +214,8 @@ def train(args: argparse.Namespace, splits=None) -> Path:
         from .checkpoint import load_checkpoint
 
         backbone_card = {"file": str(Path(args.backbone).resolve()), "sha256": file_digest(args.backbone)}
-        model = MaskHead(load_checkpoint(args.backbone, extras=False)[0], *args.head, tuple(args.levels))
+        model = MaskHead(load_checkpoint(args.backbone, extras=False)[0], *args.head,
+                         tuple(args.levels) if args.levels else None)
         kind = {"architecture": "mask-head", "arguments": model.arguments, "backbone": backbone_card}
     else:
         model = Segmenter(tuple(args.widths))
@@ -224,7 +226,8 @@ def train(args: argparse.Namespace, splits=None) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     state_file, history_file = run_dir / "last.safetensors", run_dir / "state.json"
     arguments = {key: getattr(args, key) for key in ("epochs", "batch_size", "lr", "bank", "seed")}
-    arguments |= ({"head": args.head, "levels": args.levels, "backbone": kind["backbone"]["sha256"]} if args.backbone
+    arguments |= ({"head": args.head, "levels": kind["arguments"]["levels"], "backbone": kind["backbone"]["sha256"]}
+                  if args.backbone
                   else {"widths": args.widths})
     history = {"epoch": 0, "best": -1.0, "seconds": 0.0, "log": [], "arguments": arguments}
     if args.resume and state_file.exists():
@@ -434,8 +437,9 @@ def main(argv: list[str] | None = None, splits=None) -> int:
                                                        "instead of a U-Net (only the head is saved)")
     command.add_argument("--head", type=int, nargs=2, default=[12, 8], metavar=("WIDTH", "FINE"),
                          help="with --backbone: the head's widths at the maps' side and at full resolution")
-    command.add_argument("--levels", type=int, nargs="+", default=[0, 1, 2],
-                         help="with --backbone: the resolutions of the student's maps the head reads (0 the finest)")
+    command.add_argument("--levels", type=int, nargs="+",
+                         help="with --backbone: the resolutions of the student's maps the head reads (0 the finest; "
+                              "default: all of them)")
     command.add_argument("--bank", type=int, default=1024, help="training backgrounds made for each epoch")
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--threads", type=int, default=2)

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pokedemo.bench import fewshot_rows  # noqa: E402
 from pokedemo.compress import mflops  # noqa: E402
 from pokedemo.models import build_model  # noqa: E402
+from pokedemo.segment import file_digest  # noqa: E402
 from pokedemo.tracks import TRACKS  # noqa: E402
 from pokedemo.train import main as train_main  # noqa: E402
 
@@ -136,8 +137,10 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--attention", "10",
         "--init", "runs/student-133b8da.safetensors"],
     # both changes that each gained about the noise (rows 25 and 27), from the student shipped at a52c553 (`git show
-    # a52c553:checkpoints/student.safetensors`, and its .json) and the teacher shipped since fb85021 (without its
-    # max-pool): the student shipped since 5bae886 (docs/photo-gap.md)
+    # a52c553:checkpoints/student.safetensors`, and its .json: the same weights as runs/student-133b8da, its card
+    # with the photo blend) and the teacher shipped since fb85021 (without its max-pool; `git show
+    # fb85021:checkpoints/teacher.safetensors` once another is shipped): the student shipped since 5bae886
+    # (docs/photo-gap.md; seeded, so this row's weights are the shipped file's bytes)
     "the student shipped at a52c553 with its last two blocks at 8x8 px, distilled from the teacher without its max-pool shipped since fb85021": [
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-a52c553.safetensors", "--teacher", "checkpoints/teacher.safetensors",
@@ -193,13 +196,21 @@ def main() -> int:
     return 0
 
 
+def row_digest(name: str, results: dict) -> str | None:
+    """The SHA-256 of a row's weights: of its run's file where it is on disk, else as the row recorded it."""
+    weights = Path(f"runs/robust-ablation/{ROW_NUMBERS.get(name)}.safetensors")
+    return file_digest(weights) if weights.exists() else results[name].get("sha256")
+
+
 def shipped_row(results: dict) -> str:
     """A sentence naming the best row on val and, when the student shipped now was trained by one of the rows
-    (its card's command writes to that row's run folder), that row."""
+    (its card's command writes to that row's run folder, or the row's weights are the shipped file: training
+    is seeded, so a row that repeats the shipped round makes the same bytes), that row."""
     best = max(results, key=lambda name: results[name]["val"]["mean"])
     command = json.loads(Path("checkpoints/student.json").read_text())["command"]
-    shipped = next((name for name in results if f"runs/robust-ablation/{ROW_NUMBERS.get(name)} " in f"{command} "),
-                   None)
+    shipped_digest = file_digest(Path("checkpoints/student.safetensors"))
+    shipped = next((name for name in results if f"runs/robust-ablation/{ROW_NUMBERS.get(name)} " in f"{command} "
+                    or row_digest(name, results) == shipped_digest), None)
     return f" Best on val: \"{best}\"." + (f" The student shipped now is \"{shipped}\"." if shipped else "")
 
 
@@ -234,9 +245,13 @@ def robust(args) -> int:
         card = json.loads(weights.with_suffix(".json").read_text())
         rows = fewshot_rows("student", (5,), args.episodes, checkpoint=weights, tracks=TRACKS)
         results[name] = {"flags": extra, "epochs": args.epochs, "val": card["val_tracks"],
-                         "training_seconds": card["training_seconds"],
+                         "training_seconds": card["training_seconds"], "sha256": file_digest(weights),
                          "novel_5shot": {r["track"]: [r["accuracy"], r["ci95"]] for r in rows}}
         results_file.write_text(json.dumps(results, indent=1))
+    for name in results:                        # rows trained before the digest was recorded, where on disk
+        if "sha256" not in results[name] and row_digest(name, results):
+            results[name]["sha256"] = row_digest(name, results)
+    results_file.write_text(json.dumps(results, indent=1))
     lines = ["# Robust student ablations", "",
              f"Made by `python scripts/ablations.py --set robust --epochs {args.epochs} --out {args.out}`: each "
              f"variant trained for the epochs it says (seed 0), from scratch unless it says otherwise, with the robust teacher "

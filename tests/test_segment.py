@@ -180,6 +180,9 @@ def test_a_mask_head_trains_on_its_frozen_student_and_saves_only_itself(tmp_path
     student = tiny_student(0)
     head = segment.MaskHead(student, 4, 4)
     assert head.taps == [2, 3, 4]                                # the last map at each of the sides 16, 8 and 4
+    from pokedemo.models import build_model                      # a student with two sides: both, unless told
+    two_sides = build_model("student", widths=[8, 16, 24, 24], strides=[2, 1, 1], patch=4).eval()
+    assert segment.MaskHead(two_sides, 4, 4).arguments["levels"] == [0, 1]
     for levels in ((0, 3), (1, 1), ()):
         with pytest.raises(ValueError, match="levels are distinct"):
             segment.MaskHead(student, 4, 4, levels)
