@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import INFERENCE_DTYPES, base_mean, load_checkpoint, record_card, record_scores
+from .checkpoint import INFERENCE_DTYPES, base_mean, load_checkpoint, read_card, record_card, record_scores
 from .config import CHECKPOINT_DIR, EpisodeConfig
 from .data.dataset import EpisodeSampler, SpriteDataset, split_species
 from .fewshot import FineTuneConfig, centre, compute_prototypes, mean_ci95
@@ -60,9 +60,10 @@ def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = Tru
         mean = base.images.reshape(len(base), -1).astype(np.float32).mean(axis=0) / 255
         return (lambda images, blend_photos=True: pixel_embeddings(images, mean if centre else None), None,
                 {"parameters": 0})
-    if name == "random-student":
+    if name == "random-student":          # the shipped student's network, untrained (the scoreboard's speed row too)
         torch.manual_seed(0)
-        model, card = build_model("student"), {"parameters": None}
+        shape = read_card(CHECKPOINT_DIR / "student.safetensors")["arguments"]
+        model, card = build_model("student", **shape), {"parameters": None}
     else:
         model, card = load_checkpoint(checkpoint or CHECKPOINT_DIR / f"{name}.safetensors")
     model = model.to(device)
