@@ -75,7 +75,7 @@ def model_embedder(name: str, checkpoint: Path | None = None, centre: bool = Tru
     if inference_dtype is not None:
         model.set_inference_dtype(INFERENCE_DTYPES[LOW_DTYPE] if inference_dtype else None)
     card = {**card, "flip_average": model.flip_average, "photo_blend": model.photo_blend is not None,
-            "inference_dtype": str(model.inference_dtype or torch.float32).removeprefix("torch.")}
+            "inference_dtype": model.inference_dtype_name}
     return (lambda images, blend_photos=True: embed_array(model, images, blend_photos=blend_photos),
             base_mean(card) if centre else None, card)
 

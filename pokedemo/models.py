@@ -60,6 +60,11 @@ class Embedder(nn.Module):
             embeddings = self.photo_blend(look, pictures, embeddings)
         return embeddings.float().to(images.device)
 
+    @property
+    def inference_dtype_name(self) -> str:
+        """The test-time arithmetic's name, as cards and benchmark rows write it ("float32", "bfloat16")."""
+        return str(self.inference_dtype or torch.float32).removeprefix("torch.")
+
     def set_inference_dtype(self, dtype: torch.dtype | None) -> "Embedder":
         """Test-time arithmetic in `dtype` (None: float32), the weights laid out channels-last for it."""
         self.inference_dtype = dtype

@@ -158,7 +158,7 @@ def run_scoreboard(args) -> dict:
                   ("teacher", teacher, None),
                   ("teacher-fast", teacher_fast, teacher)]
     if served is not None:
-        speed_rows.append((f"teacher-{str(served.inference_dtype).removeprefix('torch.')}", served, teacher))
+        speed_rows.append((f"teacher-{served.inference_dtype_name}", served, teacher))
     if "paper-student" in names:
         speed_rows.insert(3, ("paper-student", load_checkpoint(CHECKPOINT_DIR / "paper-student.safetensors")[0], None))
     for name, measured, source in speed_rows:

@@ -129,9 +129,10 @@ def training_views(images: Tensor, alpha: Tensor, config: TrainConfig, backgroun
         sprites = augment(images[chosen], generator=generator, colour=config.colour, geometry=False, erase=False)
         sprites = sprites * masks + (1 - masks)  # colour changes stay on the sprite: white stays white
         photos, where = render(sprites, masks, backgrounds, generator, with_mask=True)
-        again = torch.rand(len(photos), generator=generator) < config.cut_p if config.cut_p > 0 else None
-        if again is not None and again.any():
-            photos[again] = rough_cut_outs(photos[again], where[again], generator)[0]
+        if config.cut_p > 0:                     # render computes the mask either way: it costs nothing more
+            again = torch.rand(len(photos), generator=generator) < config.cut_p
+            if again.any():
+                photos[again] = rough_cut_outs(photos[again], where[again], generator)[0]
         views[chosen] = photos
     return views
 

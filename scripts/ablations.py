@@ -249,8 +249,8 @@ def robust(args) -> int:
                          "novel_5shot": {r["track"]: [r["accuracy"], r["ci95"]] for r in rows}}
         results_file.write_text(json.dumps(results, indent=1))
     for name in results:                        # rows trained before the digest was recorded, where on disk
-        if "sha256" not in results[name] and row_digest(name, results):
-            results[name]["sha256"] = row_digest(name, results)
+        if "sha256" not in results[name] and (digest := row_digest(name, results)):
+            results[name]["sha256"] = digest
     results_file.write_text(json.dumps(results, indent=1))
     lines = ["# Robust student ablations", "",
              f"Made by `python scripts/ablations.py --set robust --epochs {args.epochs} --out {args.out}`: each "
