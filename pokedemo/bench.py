@@ -281,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     curve.add_argument("--episodes", type=int, default=100)
     curve.add_argument("--track", action="append", choices=TRACKS, help="repeatable; default: clean")
     curve.add_argument("--steps", type=int, nargs="+", default=[0, 5, 10, 20, 40])
+    curve.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.5],
+                       help="shares of the parameters trained (the last layers'); 0 steps is measured once")
+    curve.add_argument("--copies", type=int, default=FineTuneConfig().augment_copies,
+                       help="augmented views of each support a step trains on (default: the page's)")
     curve.add_argument("--threads", type=int, default=2)
     curve.add_argument("--photo-copies", type=int, default=FineTuneConfig().photo_copies,
                        help="of each step's augmented copies, how many show the supports rendered like photos "
@@ -373,10 +377,13 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.photo_copies < 0 or min(args.steps) < 0:
                 raise ValueError("--photo-copies and --steps count things: 0 or more")
+            if args.copies < 1 or not all(0 < f <= 1 for f in args.fractions):
+                raise ValueError("--copies is 1 or more, --fractions between 0 (left out) and 1")
             student, card = load_checkpoint(CHECKPOINT_DIR / "student.safetensors")
             val = SpriteDataset.load().subset(split_species()["val"])
             curve = fine_tune_curve(student, card, val, args.episodes, steps_list=args.steps,
-                                    tracks=args.track or ("clean",), photo_copies=args.photo_copies)
+                                    tracks=args.track or ("clean",), photo_copies=args.photo_copies,
+                                    fractions=tuple(args.fractions), copies=args.copies)
             args.out.write_text(json.dumps({"command": "python -m pokedemo.bench " + " ".join(sys.argv[1:]),
                                             "curve": curve}, indent=1))
         else:

@@ -58,12 +58,14 @@ def fine_tuned_accuracies(model, supports: np.ndarray, queries: np.ndarray, samp
 
 
 def fine_tune_curve(student, card: dict, val: SpriteDataset, episodes: int, steps_list=FINE_TUNE_CURVE_STEPS,
-                    fractions=(1.0, 0.5), tracks=("clean",), photo_copies: int = 0) -> list[dict]:
+                    fractions=(1.0, 0.5), tracks=("clean",), photo_copies: int = 0,
+                    copies: int = FineTuneConfig().augment_copies) -> list[dict]:
     """Accuracy and seconds against steps (5-way 5-shot, the same episodes for every point of a track) on
     the VAL species, per robustness track (photo tracks rendered with the val pool): the curve picks the
     default, so the novel species and the test backgrounds stay out of it. Classified as the page does: the
     photo track's queries (photos of sprites) against photo-ready prototypes (`tracks.support_views`),
-    which the fine-tuning also sees in `photo_copies` of its copies (`FineTuneConfig.photo_copies`)."""
+    which the fine-tuning also sees in `photo_copies` of its copies (`FineTuneConfig.photo_copies`). copies:
+    augmented views of each support a step trains on (`FineTuneConfig.augment_copies`)."""
     from .bench import track_images
 
     data = track_images(val)
@@ -81,13 +83,15 @@ def fine_tune_curve(student, card: dict, val: SpriteDataset, episodes: int, step
                 if steps == 0 and fraction != fractions[0]:
                     continue
                 sampler = track_sampler(data, track, 5, episodes)
-                config = FineTuneConfig(steps=steps, train_fraction=fraction, photo_copies=photo_copies)
+                config = FineTuneConfig(steps=steps, train_fraction=fraction, photo_copies=photo_copies,
+                                        augment_copies=copies)
                 accuracies, seconds = fine_tuned_accuracies(
                     student, tables[support_view], tables[query_view], sampler, config, base_mean(card),
-                    f"{track}: {steps} steps x {fraction}", views, flags)
+                    f"{track}: {steps} steps x {fraction}, {copies} copies", views, flags)
                 accuracy, ci95 = mean_ci95(accuracies)
                 curve.append({"track": track, "steps": steps, "train_fraction": fraction, "accuracy": accuracy,
                               "ci95": ci95, "seconds": float(np.median(seconds)), "episodes": episodes,
+                              "augment_copies": copies,
                               "photo_ready": views is not None,
                               "photo_copies": photo_copies if views is not None else 0})
                 print(json.dumps(curve[-1]), flush=True)
