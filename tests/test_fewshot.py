@@ -106,7 +106,8 @@ def test_fine_tuning_shows_the_supports_photo_renderings_in_the_copies_the_confi
                                       ("five", 5, views)):
         torch.manual_seed(0)
         model = build_model("student").eval()
-        losses[name] = fine_tune(model, images, labels, FineTuneConfig(steps=3, photo_copies=photo_copies),
+        losses[name] = fine_tune(model, images, labels,
+                                 FineTuneConfig(steps=3, photo_copies=photo_copies, augment_copies=2),
                                  support_views=given).losses
     assert losses["unused"] == losses["plain"]          # no photo copies asked: the renderings are not used
     assert losses["one"] != losses["plain"] and losses["two"] != losses["one"]

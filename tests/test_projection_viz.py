@@ -44,6 +44,19 @@ def test_the_embedding_figure_draws_roles_mistakes_and_thumbnails():
     assert len(figure.layout.images) == 4
 
 
+def test_the_map_looks_as_plotly_white_draws_markers():
+    """The maps take plotly_white's layout alone (cheaper to copy): what it sets for a scatter of markers is
+    layout, so the figure renders as it did with the whole template."""
+    import plotly.io as pio
+
+    figure = embedding_figure(np.arange(6, dtype=float).reshape(3, 2), np.array([0, 0, 1]),
+                              np.array(["support", "query", "prototype"]), ["a", "b"], ["x", "y", "z"])
+    white = pio.templates["plotly_white"]
+    assert figure.layout.template.layout == white.layout
+    scatter_defaults = {k for s in white.data.scatter for k, v in s.to_plotly_json().items() if k != "type"}
+    assert scatter_defaults <= {"fillpattern"} and all(t.fill in (None, "none") for t in figure.data)
+
+
 def test_the_accuracy_figure_has_a_bar_group_per_shot_with_error_bars():
     rows = [{"model": m, "n_shot": s, "accuracy": 0.8, "ci95": 0.01} for m in ("pixels", "student") for s in (1, 5)]
     figure = accuracy_figure(rows)
