@@ -38,26 +38,26 @@ def tracks_table(rows: list[dict]) -> list[str]:
 
 
 def curve_table(curve: list[dict]) -> list[str]:
-    lines = ["| track | prototypes | steps | trained fraction | photo copies | val 5-shot (%) | s per episode |",
-             "|---|---|---|---|---|---|---|"]
-    for c in curve:
+    lines = ["| track | prototypes | steps | trained fraction | views a step | photo copies | val 5-shot (%) | "
+             "s per episode |", "|---|---|---|---|---|---|---|---|"]
+    for c in curve:   # curves made before `augment_copies` was recorded trained on 2 augmented views
         lines.append(f"| {c.get('track', 'clean')} | {'photo-ready' if c.get('photo_ready') else 'plain'} | "
-                     f"{c['steps']} | {c['train_fraction']} | {c.get('photo_copies', 0)} | "
-                     f"{100 * c['accuracy']:.2f} +- {100 * c['ci95']:.2f} | {c['seconds']:.2f} |")
+                     f"{c['steps']} | {c['train_fraction']} | {c.get('augment_copies', 2)} | "
+                     f"{c.get('photo_copies', 0)} | {100 * c['accuracy']:.2f} +- {100 * c['ci95']:.2f} | "
+                     f"{c['seconds']:.2f} |")
     return lines
 
 
-def photo_copies_section() -> list[str]:
-    """Fine-tuning that also shows the supports rendered like photos, against the same steps without them (the
-    photo track on the val species), from docs/results/finetune-photo-copies-*.json."""
-    files = sorted((ROOT / "docs/results").glob("finetune-photo-copies-*.json"))
+def curves_section(pattern: str, title: str) -> list[str]:
+    """Fine-tuning curves that differ in one setting, measured on the same episodes (docs/results/PATTERN), in one
+    table under `title`."""
+    files = sorted((ROOT / "docs/results").glob(pattern))
     if len(files) < 2:
         return []
-    lines = ["## Fine-tuning on photo-like renderings of the supports (val species, photo track)", "",
-             "Made by " + ", ".join(f"`{json.loads(f.read_text())['command']}`" for f in files) +
-             " (the same episodes in each):", "",
-             *curve_table([c for f in files for c in json.loads(f.read_text())["curve"]]), ""]
-    return lines
+    return [f"## {title}", "",
+            "Made by " + ", ".join(f"`{json.loads(f.read_text())['command']}`" for f in files) +
+            " (the same episodes in each):", "",
+            *curve_table([c for f in files for c in json.loads(f.read_text())["curve"]]), ""]
 
 
 def views_section() -> list[str]:
@@ -237,7 +237,10 @@ def main() -> None:
              *views_section(), *flip_section(), *blend_section(), *dtype_section(),
              "## Fine-tuning on the support set, per track (val species, val backgrounds)", "",
              f"Made by `{curve_file['command']}`:", "", *curve_table(curve_file["curve"]), "",
-             *photo_copies_section()]
+             *curves_section("finetune-copies-*.json", "One augmented view of each support a step, or two (val "
+                             "species, val backgrounds)"),
+             *curves_section("finetune-photo-copies-*.json", "Fine-tuning on photo-like renderings of the supports "
+                             "(val species, photo track)")]
     if ablations.exists():
         lines += ["## How the student was made robust", "", "See [robust-ablations.md](robust-ablations.md).", ""]
     lines += ["## What the photo tracks still miss", "",
