@@ -295,8 +295,9 @@ def finish_run(result: TaskResult | None, run_info: dict | None, use_none, metho
         done.append("**Fine-tuning was cancelled**: the student column shows the model as it was when stopped.")
     if result.timed_out:
         done.append(f"Fine-tuning stopped at its time limit ({MAX_FINE_TUNE_SECONDS:.0f} s), before all its steps.")
-    yield (report_html.predictions_grid(result, limits), "\n\n".join(done + notes), teacher_map, student_map, result,
-           report_html.details_html(result, limits))
+    # the grid, the details and the result are on the page already (from the fine-tuned student's yield, or the
+    # first answers): left as they are, not sent again (a third of what a visitor's Run downloads)
+    yield gr.skip(), "\n\n".join(done + notes), teacher_map, student_map, gr.skip(), gr.skip()
 
 
 def rescore(result: TaskResult | None, use_none: bool):

@@ -49,7 +49,12 @@ def run_phases(filled, n_way, steps, names=None, photo=False, seed=0, method="PC
 
 
 def run_filled(filled, n_way, steps, **options):
-    return run_phases(filled, n_way, steps, **options)[-1]  # what the page shows at the end
+    """What the page shows at the end: each phase's outputs over the previous ones, but where one is left as it is
+    (`gr.skip()`)."""
+    shown = None
+    for phase in run_phases(filled, n_way, steps, **options):
+        shown = [old if new == gr.skip() else new for old, new in zip(shown or phase, phase)]
+    return tuple(shown)
 
 
 def run_random_task(seed=1, n_way=5, n_shot=5, n_query=3, steps=5, method="t-SNE", extra_queries=(), photo=False,
@@ -322,6 +327,8 @@ def test_run_answers_first_then_adds_the_fine_tuned_student_then_the_maps():
     assert "coming" in first[1] and "fine-tuned student" in first[1]
     assert "S+ft" in tuned[0] and tuned[2] is None and "maps are coming" in tuned[1]
     assert final[2] is not None and final[3] is not None and "Done in" in final[1]
+    # the maps' phase leaves the fine-tuned grid, the details and the result on the page, not sent again
+    assert final[0] == final[4] == final[5] == gr.skip() and tuned[4].embeddings.keys() >= {"student+fine-tune"}
 
 
 def test_a_run_queued_past_its_tabs_closing_is_cancelled_and_cannot_revive_the_session(tmp_path, monkeypatch):
@@ -490,13 +497,13 @@ def test_a_run_pressed_again_before_its_refinement_is_refined_once_with_the_step
     names = [u["value"] for u in filled[:app.MAX_WAY]]
     request = FakeRequest("twice")
     app.arm(request)
-    *_, result, _, run_info = app.answer(3, 0, False, False, 0, False, request, NoProgress(), *names,
+    grid, *_, result, _, run_info = app.answer(3, 0, False, False, 0, False, request, NoProgress(), *names,
                                          *filled[app.MAX_WAY:2 * app.MAX_WAY], *filled[2 * app.MAX_WAY:QUERIES],
                                          filled[QUERIES], "PCA", 10, 0, False)
     first = list(app.finish_run(result, run_info, False, "PCA", 10, 0, False, request, NoProgress()))
     again = list(app.finish_run(result, run_info, False, "PCA", 10, 0, False, request, NoProgress()))
     assert len(first) == 1 and "Done in" in first[0][1] and again == []   # 0 steps: only the maps, once
-    assert "S+ft" not in first[0][0]
+    assert "S+ft" not in grid and first[0][0] == gr.skip()   # the first answers' grid stays: no fine-tuned column
 
 
 def test_none_of_these_is_off_unless_both_cards_hold_their_threshold(monkeypatch):
