@@ -296,7 +296,7 @@ def finish_run(result: TaskResult | None, run_info: dict | None, use_none, metho
     if result.timed_out:
         done.append(f"Fine-tuning stopped at its time limit ({MAX_FINE_TUNE_SECONDS:.0f} s), before all its steps.")
     # the grid, the details and the result are on the page already (from the fine-tuned student's yield, or the
-    # first answers): left as they are, not sent again (a third of what a visitor's Run downloads)
+    # first answers): left as they are, not sent again
     yield gr.skip(), "\n\n".join(done + notes), teacher_map, student_map, gr.skip(), gr.skip()
 
 

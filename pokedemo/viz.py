@@ -23,8 +23,8 @@ _STYLES = {"support": dict(size=13, symbol="circle", line=("black", 2.0)),
            "query": dict(size=9, symbol="circle", line=("white", 0.5)),
            "prototype": dict(size=20, symbol="star", line=("black", 1.5))}
 # plotly_white's layout alone, for the maps drawn on every task: a figure copies its template, and the whole
-# template (defaults for every kind of trace) cost 5 ms a figure, its layout 2 ms; of the trace defaults,
-# scatters take only a fill pattern, which markers do not draw
+# template holds defaults for every kind of trace, less than half of it layout; of the trace defaults, scatters
+# take only a fill pattern, which markers do not draw
 _MAP_TEMPLATE = go.layout.Template(layout=pio.templates["plotly_white"].layout)
 
 
