@@ -498,8 +498,8 @@ def test_a_run_pressed_again_before_its_refinement_is_refined_once_with_the_step
     request = FakeRequest("twice")
     app.arm(request)
     grid, *_, result, _, run_info = app.answer(3, 0, False, False, 0, False, request, NoProgress(), *names,
-                                         *filled[app.MAX_WAY:2 * app.MAX_WAY], *filled[2 * app.MAX_WAY:QUERIES],
-                                         filled[QUERIES], "PCA", 10, 0, False)
+                                               *filled[app.MAX_WAY:2 * app.MAX_WAY],
+                                               *filled[2 * app.MAX_WAY:QUERIES], filled[QUERIES], "PCA", 10, 0, False)
     first = list(app.finish_run(result, run_info, False, "PCA", 10, 0, False, request, NoProgress()))
     again = list(app.finish_run(result, run_info, False, "PCA", 10, 0, False, request, NoProgress()))
     assert len(first) == 1 and "Done in" in first[0][1] and again == []   # 0 steps: only the maps, once

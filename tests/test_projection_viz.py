@@ -1,5 +1,6 @@
 """pokedemo.projection and pokedemo.viz: arrays in, maps and figures out."""
 import numpy as np
+import plotly.io as pio
 import pytest
 
 from pokedemo.projection import project
@@ -47,13 +48,11 @@ def test_the_embedding_figure_draws_roles_mistakes_and_thumbnails():
 def test_the_map_looks_as_plotly_white_draws_markers():
     """The maps take plotly_white's layout alone (cheaper to copy): what it sets for a scatter of markers is
     layout, so the figure renders as it did with the whole template."""
-    import plotly.io as pio
-
     figure = embedding_figure(np.arange(6, dtype=float).reshape(3, 2), np.array([0, 0, 1]),
                               np.array(["support", "query", "prototype"]), ["a", "b"], ["x", "y", "z"])
     white = pio.templates["plotly_white"]
     assert figure.layout.template.layout == white.layout
-    scatter_defaults = {k for s in white.data.scatter for k, v in s.to_plotly_json().items() if k != "type"}
+    scatter_defaults = {k for s in white.data.scatter for k in s.to_plotly_json() if k != "type"}
     assert scatter_defaults <= {"fillpattern"} and all(t.fill in (None, "none") for t in figure.data)
 
 
