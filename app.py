@@ -36,7 +36,7 @@ from pokedemo.data.gallery import Gallery  # noqa: E402
 from pokedemo.images import LIMITS_TEXT, to_model_image  # noqa: E402
 from pokedemo.maps import task_coordinates, task_maps  # noqa: E402
 from pokedemo.models import pick_device  # noqa: E402
-from pokedemo.priority import background_pool, lower_this_thread, submit_in_context  # noqa: E402
+from pokedemo.priority import background_pool, lower_this_thread, submit_in_context, wait_until_quiet  # noqa: E402
 from pokedemo.sessions import SessionRegistry  # noqa: E402
 from pokedemo.task import (MAX_FINE_TUNE_SECONDS, MAX_QUERY, MAX_SHOT, MAX_STEPS, MAX_WAY, SHOT_RULE,  # noqa: E402
                            Models, Slot, TaskResult, check_request, classify_picture, embed_known_pictures,
@@ -74,21 +74,23 @@ def warm_up() -> None:
     """Slow first-use work off the first click, at a lower priority (a class that arrives while a fresh server
     still warms up gets its answers first): both models run once; their embeddings of every gallery picture
     (`Models.cache`: a task's gallery pictures are then looked up, not embedded) are read from the file made
-    for these checkpoints, or computed when it is missing or stale; numba compiles UMAP; the background banks
-    of photo tasks are made."""
+    for these checkpoints, or computed when it is missing or stale; t-SNE runs once; the background banks of
+    photo tasks are made. Last, once the visitors' work leaves the server quiet (`wait_until_quiet`), numba
+    compiles UMAP: the longest of this work, and it holds Python's lock, which a lower priority does not give
+    back, so a class that arrived meanwhile would wait for it."""
     lower_this_thread()
-    if MODELS is None:
-        projection.warm_up()
-        return
-    models = {"teacher": MODELS.teacher, "student": MODELS.student}
-    loaded = MODELS.cache.load(GALLERY_EMBEDDINGS, checkpoint_identity(*SHIPPED_CHECKPOINTS), models)
-    with torch.inference_mode():
-        for model in models.values():
-            model.embed(torch.rand(8, 3, MODELS.image_size, MODELS.image_size))
-    projection.warm_up()
-    make_photo_banks(MODELS.image_size)
-    if not loaded:
-        embed_known_pictures(MODELS, [GALLERY.path(item.file) for item in GALLERY.items])
+    if MODELS is not None:
+        models = {"teacher": MODELS.teacher, "student": MODELS.student}
+        loaded = MODELS.cache.load(GALLERY_EMBEDDINGS, checkpoint_identity(*SHIPPED_CHECKPOINTS), models)
+        with torch.inference_mode():
+            for model in models.values():
+                model.embed(torch.rand(8, 3, MODELS.image_size, MODELS.image_size))
+        projection.warm_up(("t-SNE",))
+        make_photo_banks(MODELS.image_size)
+        if not loaded:
+            embed_known_pictures(MODELS, [GALLERY.path(item.file) for item in GALLERY.items])
+    wait_until_quiet()
+    projection.warm_up(("UMAP",))
 
 
 def _paths(gallery_value) -> list[str]:

@@ -13,6 +13,7 @@ import contextvars
 import os
 import sys
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
@@ -41,3 +42,17 @@ def submit_in_context(pool: ThreadPoolExecutor, function: Callable, *args, **kwa
     """pool.submit, with the caller's context variables (a web framework's per-request state, e.g. the
     progress bar of the request) visible to `function`."""
     return pool.submit(contextvars.copy_context().run, function, *args, **kwargs)
+
+
+def wait_until_quiet(window: float = 1.0, share: float = 0.25) -> float:
+    """Return once this process has used less than `share` of one core over a `window` of seconds (its visitors'
+    work done), checking window after window; returns the seconds waited. For slow work that can wait and would
+    hold Python's lock while it runs, e.g. numba compiling: a lower priority does not help there, since a
+    low-priority thread that the system pauses while holding the lock stalls every other thread."""
+    started = time.monotonic()
+    while True:
+        wall, cpu = time.monotonic(), time.process_time()
+        time.sleep(window)
+        if time.process_time() - cpu < share * (time.monotonic() - wall):
+            return time.monotonic() - started
+

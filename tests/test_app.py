@@ -492,6 +492,24 @@ def test_the_later_phases_run_below_the_first_answers_priority_and_see_the_reque
         assert nice > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
+def test_start_up_work_that_can_wait_waits_until_the_visitors_work_is_done():
+    """`wait_until_quiet` (before numba compiles UMAP) does not return while the process keeps a core busy."""
+    import threading
+    import time
+
+    from pokedemo.priority import wait_until_quiet
+
+    def spin(until: float) -> None:   # a visitor's work: one core busy
+        while time.monotonic() < until:
+            pass
+
+    busy = threading.Thread(target=spin, args=(time.monotonic() + 1.5,))
+    busy.start()
+    wait_until_quiet(window=0.3)
+    assert not busy.is_alive()                         # it returned only once the work was over
+    busy.join()
+
+
 def test_a_run_pressed_again_before_its_refinement_is_refined_once_with_the_steps_it_was_run_with():
     filled = app.random_task(4, 3, 2, 2)
     names = [u["value"] for u in filled[:app.MAX_WAY]]
