@@ -72,9 +72,11 @@ from the JSON files beside it by `python scripts/app_doc.py`.
 | median API task, first task included | **{bench['median_task_seconds']:.2f} s** (first {bench['first_task_seconds']:.2f} s, max {bench['max_task_seconds']:.2f} s; {verdict(bench['max_task_seconds'], TARGETS['api_task'])} by every task) |
 | server RSS after task 1 / 10 / 20 / 30 | {rss[0]:,.0f} / {rss[9]:,.0f} / {rss[19]:,.0f} / {rss[29]:,.0f} MiB (max {bench['rss_mib_max']:,.0f}) |
 
-The first tasks meet a fresh server: its start-up work (`app.warm_up`: the models' first run, numba
-compiling UMAP) runs in the background at a lower priority. The gallery's embeddings are read from
-`assets/gallery-embeddings.safetensors` at start-up.
+The first tasks meet a fresh server: its start-up work (`app.warm_up`: the models' first run, t-SNE's,
+the photo tasks' background banks) runs in the background at a lower priority, and last, once the server
+is quiet (`priority.wait_until_quiet`), numba compiles UMAP: that holds Python's lock, which a lower
+priority does not give back, so it waits for the visitors' work instead. The gallery's embeddings are read
+from `assets/gallery-embeddings.safetensors` at start-up.
 
 Memory levels off: the same benchmark over 120 tasks (`{long['command']}`, clean clone, cold
 caches) reads {long['rss_mib'][0]:,.0f} MiB after task 1,
@@ -98,7 +100,7 @@ answer grid.
 {counts(warm)}.{repeats(warm)}
 
 **The class arrives as soon as the server answers** (its start-up work still running, below the
-visitors' priority): `{cold['command']}`:
+visitors' priority; UMAP's compiling waits until they are done): `{cold['command']}`:
 
 {burst_table(cold)}
 
