@@ -94,7 +94,7 @@ def project_aligned(series: list[np.ndarray], method: str = "t-SNE", parameter: 
     return maps
 
 
-def warm_up(methods: tuple[str, ...] = ("UMAP", "t-SNE")) -> None:
+def warm_up(methods: tuple[str, ...]) -> None:
     """Draw a small map with each method once: UMAP's first map compiles its numba code (seconds)."""
     for method in methods:
         project(np.random.default_rng(0).normal(size=(40, 8)), method, 5)

@@ -81,7 +81,9 @@ from `assets/gallery-embeddings.safetensors` at start-up.
 Memory levels off: the same benchmark over 120 tasks (`{long['command']}`, clean clone, cold
 caches) reads {long['rss_mib'][0]:,.0f} MiB after task 1,
 {long['rss_mib'][29]:,.0f} after 30, {long['rss_mib'][59]:,.0f} after 60 and {long['rss_mib'][-1]:,.0f} after 120 (max {long['rss_mib_max']:,.0f}),
-{long['rss_mib_per_task_second_half']:.2f} MiB per task over tasks 61-120.
+{long['rss_mib_per_task_second_half']:.2f} MiB per task over tasks 61-120. Tasks sent back to back leave the
+server no quiet second, so it does not compile UMAP meanwhile (numba's code adds memory): the runs below
+with `--warm` start from a server that has, and show the higher peak.
 
 ## A class of 30 on the page
 

@@ -1,7 +1,8 @@
 """Would photos be better centred on a mean of their own? The page centres every embedding on the mean of the
 base species' sprites (`card["base_mean"]`, SimpleShot). Here a picture the page takes for a photo
 (`images.is_photo`), and the supports' photo-like views, are centred instead on the mean embedding of base-species
-sprites rendered like photos with the *training* backgrounds (3,000 of them; no val or test picture goes into it):
+sprites rendered like photos with the *training* backgrounds (of 3,000 rendered, those the page takes for photos;
+no val or test picture goes into it):
 a shift of the photos' embeddings, learnt without the episode's pictures. Val species, val backgrounds, the page's
 classifier otherwise (photo-ready prototypes, the cards' extras), 600 episodes of the photo tracks.
 

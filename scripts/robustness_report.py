@@ -54,10 +54,13 @@ def curves_section(pattern: str, title: str) -> list[str]:
     files = sorted((ROOT / "docs/results").glob(pattern))
     if len(files) < 2:
         return []
+    curves = [json.loads(f.read_text()) for f in files]
+    before = any("augment_copies" not in c for curve in curves for c in curve["curve"])
     return [f"## {title}", "",
-            "Made by " + ", ".join(f"`{json.loads(f.read_text())['command']}`" for f in files) +
-            " (the same episodes in each):", "",
-            *curve_table([c for f in files for c in json.loads(f.read_text())["curve"]]), ""]
+            "Made by " + ", ".join(f"`{curve['command']}`" for curve in curves) + " (the same episodes in each" +
+            ("; made when a step trained on 2 augmented views of each support, the default then: add `--copies 2` "
+             "to repeat them" if before else "") + "):", "",
+            *curve_table([c for curve in curves for c in curve["curve"]]), ""]
 
 
 def views_section() -> list[str]:
