@@ -120,7 +120,7 @@ class FineTuneConfig:
     temperature: float = 0.1
     augment_copies: int = 1      # augmented views of each support image per step, against prototypes of one more:
                                  # on val, 1 and 2 gave the same answers (docs/results/finetune-copies-*.json), 1 costs
-                                 # a third less
+                                 # about 30% less a step
     train_fraction: float = 0.5  # train only the last layers holding this fraction of the parameters
     seed: int = 0
     max_seconds: float = 0.0     # stop after this long, whatever the steps (0 = no limit)

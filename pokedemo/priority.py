@@ -46,13 +46,13 @@ def submit_in_context(pool: ThreadPoolExecutor, function: Callable, *args, **kwa
 
 def wait_until_quiet(window: float = 1.0, share: float = 0.25, limit: float = float("inf")) -> float:
     """Return once this process has used less than `share` of one core over a `window` of seconds (its visitors'
-    work done), checking window after window, or after `limit` seconds; returns the seconds waited. For slow work that can wait and would
-    hold Python's lock while it runs, e.g. numba compiling: a lower priority does not help there, since a
-    low-priority thread that the system pauses while holding the lock stalls every other thread."""
+    work done), checking window after window, or after `limit` seconds; returns the seconds waited. For slow
+    work that can wait and would hold Python's lock while it runs, e.g. numba compiling: a lower priority does
+    not help there, since a low-priority thread that the system pauses while holding the lock stalls every
+    other thread."""
     started = time.monotonic()
     while True:
         wall, cpu = time.monotonic(), time.process_time()
         time.sleep(window)
         if time.process_time() - cpu < share * (time.monotonic() - wall) or time.monotonic() - started >= limit:
             return time.monotonic() - started
-

@@ -364,22 +364,21 @@ def rough_cut_outs(pictures: Tensor, masks: Tensor, generator: torch.Generator) 
     return out, cut, rough
 
 
-def cut_outs(pictures: np.ndarray, model: Segmenter) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`cut_out`, the cut-outs' (N, S, S) uint8 alpha (0 where nothing was cut), and (N,) bool: which pictures
-    were cut (their mask `plausible`)."""
-    out, alpha, cut = pictures.copy(), np.zeros(pictures.shape[:3], dtype=np.uint8), np.zeros(len(pictures), bool)
+def _cut(pictures: np.ndarray, model: Segmenter) -> tuple[np.ndarray, np.ndarray]:
+    """`cut_out`, and (N,) bool: which pictures were cut (their mask `plausible`)."""
+    out, cut = pictures.copy(), np.zeros(len(pictures), dtype=bool)
     for k, mask in enumerate(sprite_masks(pictures, model)):
         if plausible(mask):
             rgba = Image.fromarray(np.dstack([pictures[k], mask]), "RGBA")
-            (out[k], alpha[k]), cut[k] = to_model_rgba(rgba, pictures.shape[1]), True
-    return out, alpha, cut
+            out[k], cut[k] = to_model_rgba(rgba, pictures.shape[1])[0], True
+    return out, cut
 
 
 def cut_out(pictures: np.ndarray, model: Segmenter) -> np.ndarray:
     """(N, S, S, 3) uint8 photos, preprocessed as the page preprocesses one (`images.to_model_image`) ->
     the same with each sprite over white and cropped to as a sprite is (`images.to_model_rgba`), where
     the segmenter's mask is `plausible`; the others as they were."""
-    return cut_outs(pictures, model)[0]
+    return _cut(pictures, model)[0]
 
 
 class PhotoBlend:
@@ -415,7 +414,7 @@ class PhotoBlend:
         photos = np.flatnonzero([is_photo(Image.fromarray(image)) for image in images])
         if not len(photos):
             return embeddings
-        cut_images, _, cut = cut_outs(images[photos], self.segmenter)
+        cut_images, cut = _cut(images[photos], self.segmenter)
         if not cut.any():
             return embeddings
         rows = torch.from_numpy(photos[cut]).to(embeddings.device)

@@ -13,11 +13,10 @@ embeddings, photo-ready prototypes, the card's mirror averaging) on the clean, p
 - `photo mean`: a picture the page takes for a photo, and the supports' photo-like views, are centred on the
   mean embedding of base-species sprites rendered like photos with the *training* backgrounds (of 3,000
   rendered, those taken for photos) instead of the base sprites' mean: a shift of the photos' embeddings, learnt
-  without the episode's pictures;
-- `cut-out views` (photo-both): photo supports get photo-ready prototypes too. The shipped segmenter cuts each
-  support out of its photo (`segment.cut_outs`; where its mask is not plausible, the photo stays) and the
-  cut-out is rendered 4 times with the training backgrounds, as the page renders a sprite support; the other
-  tracks as `page`.
+  without the episode's pictures.
+
+(Photo-ready prototypes for photo supports, rendered from their cut-outs, are `cut views` in
+scripts/cut_out_check.py.)
 
 The transductive two read the episode's queries together, so they assume many queries spread over the
 classes, as the benchmark's 15 per class are; a visitor's queries need not be.
@@ -40,10 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pokedemo.bench import model_embedder, track_images, view_embedder  # noqa: E402
 from pokedemo.data.dataset import SpriteDataset, split_species  # noqa: E402
-from pokedemo.fewshot import centre, classify, mean_ci95  # noqa: E402
-from pokedemo.segment import cut_outs, load_segmenter  # noqa: E402
-from pokedemo.tracks import (SUPPORT_VIEWS, photo_flags, render_pictures, support_views, track_accuracies,  # noqa: E402
-                             track_sampler, track_views)
+from pokedemo.fewshot import centre, classify, episode_accuracies, mean_ci95  # noqa: E402
+from pokedemo.tracks import (SUPPORT_VIEWS, photo_flags, render_pictures, track_accuracies, track_sampler,  # noqa: E402
+                             track_views)
 
 TRACKS = ("clean", "photo", "photo-both")
 BASE_PHOTOS = 3000   # base sprites rendered like photos for the `photo mean`
@@ -84,21 +82,21 @@ def page_views(cache: dict, track: str) -> tuple[torch.Tensor | None, torch.Tens
     return (cache.get("views"), photos) if photos is not None and bool(photos.any()) else (None, None)
 
 
-def episode_accuracies(data, track: str, n_shot: int, episodes: int, tables: dict, mean, views=None, photos=None,
-                       move=None) -> list[float]:
-    """Per-episode accuracy of the page's classifier on embeddings already made: `tables` "clean" and "photo"
-    (N, D), the supports' photo-like views (K, N, D) for the queries flagged in `photos` (N,) bool, each episode's
-    embeddings first moved by `move(supports, queries, views, mean) -> (supports, queries, views, centring)`."""
+def transductive(data, track: str, n_shot: int, episodes: int, cache: dict, mean, move) -> list[float]:
+    """Per-episode accuracy of the page's classifier on the embeddings `track_accuracies` left in `cache` (its
+    photo-ready prototypes included), each episode's embeddings first moved together by
+    `move(supports, queries, views, mean) -> (supports, queries, views, centring)`."""
     sampler = track_sampler(data, track, n_shot, episodes, 0)
     supports_view, queries_view = track_views(track)
+    views, photos = page_views(cache, track)
     n_way, n_query = sampler.config.n_way, sampler.config.n_query
     support_labels = torch.arange(n_way).repeat_interleave(n_shot)
     query_labels = torch.arange(n_way).repeat_interleave(n_query)
     accuracies = []
     for support, query, _ in sampler:
-        s, q = tables[supports_view][support], tables[queries_view][query]
+        s, q = cache[supports_view][support], cache[queries_view][query]
         v = views[:, support] if views is not None else None
-        s, q, v, centring = move(s, q, v, mean) if move is not None else (s, q, v, mean)
+        s, q, v, centring = move(s, q, v, mean)
         probabilities = classify(s, support_labels, q, centring, support_views=v,
                                  photo_queries=photos[query] if v is not None else None)
         accuracies.append((probabilities.argmax(dim=1) == query_labels).float().mean().item())
@@ -122,17 +120,9 @@ def photo_mean_tables(embed, cache: dict, mean) -> tuple[dict, torch.Tensor]:
     pick = np.random.default_rng(0).choice(len(base), min(BASE_PHOTOS, len(base)), replace=False)
     rendered = render_pictures(base.images[pick], base.alpha[pick], "train", 77)
     photo_mean = embed(rendered)[photo_flags(rendered)].mean(dim=0)
-    flags = photo_flags(cache["photo_images"])
+    flags = cache["photo_flags"]                  # which of the photo tracks' pictures the page takes for photos
     photo = torch.where(flags[:, None], centre(cache["photo"], photo_mean), centre(cache["photo"], mean))
     return {"clean": centre(cache["clean"], mean), "photo": photo}, centre(cache["views"], photo_mean)
-
-
-def cut_out_views(embed, cache: dict) -> torch.Tensor:
-    """(K, N, D): each photo's cut-out rendered K times with the training backgrounds and embedded as the page
-    embeds views; the photo's own embedding where the segmenter's mask was not plausible."""
-    images, alpha, cut = cut_outs(cache["photo_images"], load_segmenter())
-    views = torch.stack([view_embedder(embed)(v) for v in support_views(images, alpha)])
-    return torch.where(torch.from_numpy(cut)[:, None], views, cache["photo"])
 
 
 def main() -> int:
@@ -168,21 +158,16 @@ def main() -> int:
     for variant, move in (("align queries", align_queries), ("centre each side", centre_each_side)):
         for track in TRACKS:
             for n_shot in (1, 5):
-                record(variant, track, n_shot, episode_accuracies(data, track, n_shot, args.episodes, page_cache,
-                                                                  mean, *page_views(page_cache, track), move))
-    tables, views = photo_mean_tables(embed, page_cache, mean)
+                record(variant, track, n_shot, transductive(data, track, n_shot, args.episodes, page_cache, mean, move))
+    tables, views = photo_mean_tables(embed, page_cache, mean)        # centred already: no mean below
     for track in TRACKS:
+        supports_view, queries_view = track_views(track)
+        photos = page_views(page_cache, track)[1]
         for n_shot in (1, 5):
-            photos = page_views(page_cache, track)[1]
-            record("photo mean", track, n_shot, episode_accuracies(data, track, n_shot, args.episodes, tables, None,
-                                                                   views if photos is not None else None, photos))
-    photo_supports = cut_out_views(embed, page_cache)
-    for track in TRACKS:
-        for n_shot in (1, 5):
-            views, photos = ((photo_supports, page_cache["photo_flags"]) if track == "photo-both"
-                             else page_views(page_cache, track))
-            record("cut-out views", track, n_shot, episode_accuracies(data, track, n_shot, args.episodes, page_cache,
-                                                                      mean, views, photos))
+            record("photo mean", track, n_shot, episode_accuracies(
+                tables[supports_view], track_sampler(data, track, n_shot, args.episodes, 0),
+                query_embeddings=tables[queries_view], support_views=views if photos is not None else None,
+                photo_queries=photos))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0
