@@ -33,7 +33,7 @@ class AugmentConfig:
     erase_p: float = 0.25
 
 
-def _hue_matrix(angles: Tensor) -> Tensor:
+def hue_matrix(angles: Tensor) -> Tensor:
     """(B,) radians -> (B, 3, 3) RGB->RGB hue rotation matrices."""
     cos, sin = torch.cos(angles), torch.sin(angles)
     rotation = torch.zeros(len(angles), 3, 3)
@@ -64,7 +64,7 @@ def augment(images: Tensor, config: AugmentConfig = AugmentConfig(), generator: 
 
     if colour:
         hue = torch.where(rand(batch) < config.hue_p, (rand(batch) * 2 - 1) * config.hue * 2 * math.pi, 0.0)
-        matrix = _hue_matrix(hue).to(device, images.dtype)                  # (B, 3, 3)
+        matrix = hue_matrix(hue).to(device, images.dtype)                  # (B, 3, 3)
         out = torch.einsum("bij,bjhw->bihw", matrix, out)
         gray = out.mul(torch.tensor([0.299, 0.587, 0.114], device=device).view(1, 3, 1, 1)).sum(1, keepdim=True)
         saturation = 1 + (rand(batch) * 2 - 1) * config.saturation

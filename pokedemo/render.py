@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from .augment import hue_matrix
+
 POOLS = ("train", "val", "test")
 # (package, path inside it): photographs that installed packages already ship, one pool each.
 PHOTOS = {
@@ -117,14 +119,17 @@ def _dead_leaves(generator: torch.Generator, xs: Tensor, ys: Tensor, shapes: int
 
 
 def make_backgrounds(pool: str, count: int, size: int, seed: int = 0, leaves: bool = False,
-                     extra_photos: bool = False) -> Tensor:
+                     extra_photos: bool = False, recolour: bool = False) -> Tensor:
     """`count` backgrounds of the pool, in equal shares solid, gradient, texture, photo crop, and dead leaves
     when `leaves` (training only: the val and test pools never draw them): (count, 3, size, size).
-    extra_photos: photo crops from `EXTRA_TRAIN_PHOTOS` too (training only)."""
+    extra_photos: photo crops from `EXTRA_TRAIN_PHOTOS` too (training only).
+    recolour: each photo crop's colours changed at random (`_recolour`: a hue turn, a saturation and a
+    contrast), so that a few photographs give real scenes' shapes and clutter in colours they do not have
+    (training only)."""
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}, got '{pool}'")
-    if leaves and pool != "train":
-        raise ValueError("dead-leaves backgrounds are for training only (the train pool)")
+    if (leaves or recolour) and pool != "train":
+        raise ValueError("dead-leaves and recoloured backgrounds are for training only (the train pool)")
     generator = torch.Generator().manual_seed(POOL_SEEDS[pool] * 100_003 + seed)
     photos = [np.asarray(Image.open(p).convert("RGB")) for p in photo_paths(pool, extra_photos)]
     rand = lambda *shape: torch.rand(*shape, generator=generator)
@@ -156,7 +161,21 @@ def make_backgrounds(pool: str, count: int, size: int, seed: int = 0, leaves: bo
             top, left = int(rand(1) * (h - side)), int(rand(1) * (w - side))
             crop = Image.fromarray(photo[top:top + side, left:left + side]).resize((size, size), Image.Resampling.BILINEAR)
             out[k] = torch.from_numpy(np.asarray(crop).copy()).permute(2, 0, 1).float() / 255
+            if recolour:
+                out[k] = _recolour(out[k], generator)
     return out
+
+
+def _recolour(picture: Tensor, generator: torch.Generator) -> Tensor:
+    """A photo crop (3, S, S) in [0, 1] in other colours: its hue turned by any angle (half the time mirrored
+    first: two channels swapped), its saturation scaled by 0.3-1.7 and its contrast by 0.7-1.3, about its mean."""
+    rand = lambda *shape: torch.rand(*shape, generator=generator)
+    if rand(1) < 0.5:
+        picture = picture[[1, 0, 2]]
+    turned = torch.einsum("ij,jhw->ihw", hue_matrix(rand(1) * 2 * math.pi)[0], picture)
+    grey = turned.mean(0, keepdim=True)
+    saturated = grey + (turned - grey) * (0.3 + 1.4 * rand(1))
+    return (saturated.mean() + (saturated - saturated.mean()) * (0.7 + 0.6 * rand(1))).clamp(0, 1)
 
 
 def _homographies(batch: int, config: RenderConfig, rand) -> Tensor:

@@ -56,6 +56,7 @@ class TrainConfig:
     render_p: float = 0.0            # share of training views rendered photo-like (`render`, train pool)
     leaves: bool = False             # dead-leaves backgrounds as a fifth kind in the training bank
     more_photos: bool = False        # photo crops from scikit-image's pictures too (render.EXTRA_TRAIN_PHOTOS)
+    recolour_photos: bool = False    # the photo crops in other colours (`render.make_backgrounds(recolour=True)`)
     cut_p: float = 0.0               # share of the photo-like views then cut out roughly, as the photo blend's
                                      # segmenter would (`segment.rough_cut_outs`)
     mixstyle: float = 0.0            # probability of MixStyle per batch and early stage (`augment.MixStyle`)
@@ -139,7 +140,8 @@ def training_views(images: Tensor, alpha: Tensor, config: TrainConfig, backgroun
 
 def epoch_backgrounds(epoch: int, config: TrainConfig) -> Tensor:
     """A fresh bank of training backgrounds each epoch (the train pool: never the val or test ones)."""
-    return make_backgrounds("train", 1024, 80, seed=epoch, leaves=config.leaves, extra_photos=config.more_photos)
+    return make_backgrounds("train", 1024, 80, seed=epoch, leaves=config.leaves, extra_photos=config.more_photos,
+                            recolour=config.recolour_photos)
 
 
 class StepViews(Dataset):

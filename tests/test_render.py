@@ -133,6 +133,18 @@ def test_dead_leaves_are_a_seeded_fifth_kind_of_the_training_bank_only():
             make_backgrounds(pool, 5, 24, leaves=True)
 
 
+def test_recoloured_photo_crops_keep_the_scene_in_other_colours_in_the_training_bank_only():
+    classic, recoloured = make_backgrounds("train", 8, 32, seed=5), make_backgrounds("train", 8, 32, seed=5, recolour=True)
+    assert torch.equal(recoloured, make_backgrounds("train", 8, 32, seed=5, recolour=True))
+    assert torch.equal(classic[:3], recoloured[:3])   # solid, gradient, texture: drawn before any recolouring
+    before, after = classic[3], recoloured[3]         # the first photo crop: the same scene, other colours
+    assert (before - after).abs().mean() > 0.02 and 0 <= after.min() and after.max() <= 1
+    assert torch.corrcoef(torch.stack([before.mean(0).flatten(), after.mean(0).flatten()]))[0, 1] > 0.8
+    for pool in ("val", "test"):
+        with pytest.raises(ValueError, match="training only"):
+            make_backgrounds(pool, 5, 24, recolour=True)
+
+
 def test_photo_tasks_of_any_seed_read_the_banks_made_ahead_and_make_no_more():
     from pokedemo import tracks
     from pokedemo.task import Picture, make_photo_banks, photo_like
