@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 import torch
@@ -114,6 +115,7 @@ def load_checkpoint(path: Path | str, device: str = "cpu", extras: bool = True) 
 INFERENCE_DTYPES = {"bfloat16": torch.bfloat16}
 _SPEED_UP_NEEDED = 1.2
 _faster: dict[str, bool] = {}     # per process: whether the card's dtype is faster here, measured once per network
+_faster_lock = threading.Lock()   # two threads loading at once measure once, not against each other
 
 
 def _inference_dtype(model: Embedder, card: dict, path: Path) -> torch.dtype | None:
@@ -132,10 +134,11 @@ def _inference_dtype(model: Embedder, card: dict, path: Path) -> torch.dtype | N
     dtype = INFERENCE_DTYPES[name]
     device = next(model.parameters()).device
     key = json.dumps([card["architecture"], card.get("arguments", {}), name, str(device)], sort_keys=True)
-    if key not in _faster:
-        speed_up = compress.low_precision_speed_up(model, dtype, image_size=card.get("input_size", 64))
-        _faster[key] = speed_up >= _SPEED_UP_NEEDED
-    return dtype if _faster[key] else None
+    with _faster_lock:
+        if key not in _faster:
+            speed_up = compress.low_precision_speed_up(model, dtype, image_size=card.get("input_size", 64))
+            _faster[key] = speed_up >= _SPEED_UP_NEEDED
+        return dtype if _faster[key] else None
 
 
 def base_mean(card: dict) -> torch.Tensor | None:

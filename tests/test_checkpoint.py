@@ -151,6 +151,24 @@ def test_a_card_that_says_inference_dtype_embeds_in_it_at_test_time_only(tmp_pat
         assert load_checkpoint(path)[0].inference_dtype is expected
         assert load_checkpoint(path)[0].inference_dtype is expected     # the second load reuses the measurement
     assert measured == [torch.bfloat16, torch.bfloat16]
+    import threading
+    monkeypatch.setattr(checkpoint, "_faster", {})       # two threads loading at once: one measurement
+    started = threading.Barrier(2)
+
+    def slow_measurement(model, dtype, **kwargs):
+        measured.append(dtype)
+        threading.Event().wait(0.3)                       # long enough for the other thread to arrive
+        return 1.3
+
+    monkeypatch.setattr(compress, "low_precision_speed_up", slow_measurement)
+    loaded = []
+    threads = [threading.Thread(target=lambda: (started.wait(), loaded.append(load_checkpoint(path)[0])))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(measured) == 3 and [model.inference_dtype for model in loaded] == [torch.bfloat16] * 2
     record = json.loads(path.with_suffix(".json").read_text())
     path.with_suffix(".json").write_text(json.dumps(record | {"inference_dtype": "float8"}))
     with pytest.raises(ValueError, match="inference_dtype 'float8'"):
