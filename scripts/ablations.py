@@ -145,6 +145,18 @@ ROBUST_VARIANTS = {  # the shipped loss, with the robust teacher; what the stude
         *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3",
         "--init", "runs/student-a52c553.safetensors", "--teacher", "checkpoints/teacher.safetensors",
         "--arguments", '{"strides": [1, 2, 1, 1, 1]}'],
+    # the training photographs in other colours (`--recolour-photos`, `render.make_backgrounds(recolour=True)`: a hue
+    # turn, a saturation and a contrast per crop), so that four (or thirteen) scenes come in colours they do not have;
+    # from the student shipped since 5bae886 (`git show 5bae886:checkpoints/student.safetensors`, and its .json,
+    # kept as runs/student-5bae886.*) and the teacher shipped since fb85021, the round that made it otherwise
+    "the student shipped since 5bae886, the same round with its training photographs recoloured": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--recolour-photos",
+        "--init", "runs/student-5bae886.safetensors", "--teacher", "checkpoints/teacher.safetensors",
+        "--arguments", '{"strides": [1, 2, 1, 1, 1]}'],
+    "the student shipped since 5bae886, the same round with scikit-image's photographs too, all recoloured": [
+        *SHIPPED_LOSS, "--render-p", "0.7", "--teacher-view", "same", "--lr", "1e-3", "--recolour-photos",
+        "--more-photos", "--init", "runs/student-5bae886.safetensors", "--teacher", "checkpoints/teacher.safetensors",
+        "--arguments", '{"strides": [1, 2, 1, 1, 1]}'],
 }
 # the teacher the robust rows were run with: the one shipped until the soup (`git show
 # 2ebfb6e:checkpoints/teacher.safetensors`, made by training.md's `--run-dir runs/teacher-robust2`)
