@@ -11,8 +11,9 @@ pictures that installed packages ship: scikit-learn's sample images, Gradio's de
 own random streams for colours and procedural textures, so a track measures generalisation to
 backgrounds never seen in training. Training may add a fifth kind, **dead leaves** (`leaves=True`):
 overlapping discs and boxes of random colours and power-law sizes, a synthetic stand-in for the
-clutter of real scenes (Lee, Mumford and Huang 2001; Baradad et al. 2021), which the val and test
-pools never use. Everything is drawn from a `torch.Generator`: the same seed gives the same pictures.
+clutter of real scenes (Lee, Mumford and Huang 2001; Baradad et al. 2021), and may recolour its photo
+crops (`recolour=True`: the same scenes in other hues, saturations and contrasts); the val and test pools
+never use either. Everything is drawn from a `torch.Generator`: the same seed gives the same pictures.
 """
 from __future__ import annotations
 
